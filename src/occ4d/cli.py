@@ -1,0 +1,37 @@
+"""``occ4d <command>``: a thin dispatcher; each command lives in ``occ4d.commands.<name>``.
+
+Command functions take typed keyword arguments; tyro turns their signatures and docstrings into
+the command line. Command modules import heavy libraries inside their functions so that
+``occ4d --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> "module:function". Each entry is one command of the CLI.
+COMMANDS: dict[str, str] = {
+    "demo": "occ4d.commands.demo:demo",
+}
+
+
+def _load(spec: str):
+    module, func = spec.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else argv
+    # Only the chosen command's module is imported; --help lists all of them.
+    if argv and argv[0] in COMMANDS:
+        funcs = {argv[0]: _load(COMMANDS[argv[0]])}
+    else:
+        funcs = {name: _load(spec) for name, spec in COMMANDS.items()}
+    tyro.extras.subcommand_cli_from_dict(funcs, args=argv, prog="occ4d")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""occ4d.diffusion"""

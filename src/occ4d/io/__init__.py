@@ -1,0 +1,1 @@
+"""Readers and writers of occupancy formats and info files."""
