@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,21 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
 
 
 def save_npz(path: str | os.PathLike, compressed: bool = True, *args: np.ndarray, **arrays: np.ndarray) -> None:
-    """``np.savez(_compressed)`` through a temporary file (NumPy would append ``.npz`` to a name)."""
-    save = np.savez_compressed if compressed else np.savez
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        save(fh, *args, **arrays)
+    """Write an ``.npz`` atomically and reproducibly.
+
+    Same layout as ``np.savez(_compressed)`` (positional arrays become ``arr_0``, ``arr_1``...),
+    but every zip entry carries a fixed timestamp, so the same arrays always give the same bytes
+    (NumPy stamps entries with the current time).
+    """
+    named = {f"arr_{i}": a for i, a in enumerate(args)}
+    clash = set(named) & set(arrays)
+    if clash:
+        raise ValueError(f"array names given twice: {sorted(clash)}")
+    named.update(arrays)
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=method, allowZip64=True) as zf:
+        for name, arr in named.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)

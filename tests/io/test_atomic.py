@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from occ4d.io.atomic import atomic_path, save_npz
+
+
+def test_save_npz_is_reproducible_and_loadable(tmp_path):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    save_npz(tmp_path / "x.npz", True, a, extra=np.ones(3))
+    first = (tmp_path / "x.npz").read_bytes()
+    save_npz(tmp_path / "x.npz", True, a, extra=np.ones(3))
+    assert (tmp_path / "x.npz").read_bytes() == first
+    with np.load(tmp_path / "x.npz") as z:
+        np.testing.assert_array_equal(z["arr_0"], a)
+        assert z["extra"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
