@@ -45,7 +45,8 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
-def save_npz(path: str | os.PathLike, compressed: bool = True, *args: np.ndarray, **arrays: np.ndarray) -> None:
+def save_npz(path: str | os.PathLike, compressed: bool = True, *args: np.ndarray,
+             **arrays: np.ndarray) -> None:
     """Write an ``.npz`` atomically and reproducibly.
 
     Same layout as ``np.savez(_compressed)`` (positional arrays become ``arr_0``, ``arr_1``...),

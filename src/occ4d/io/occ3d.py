@@ -20,7 +20,8 @@ from occ4d.io.atomic import save_npz
 LABEL_KEYS = ("semantics", "mask_lidar", "mask_camera")
 
 
-def read_npz(path: str | Path, keys: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+def read_npz(path: str | Path, keys: tuple[str, ...] = (),
+             optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Read the named arrays of an ``.npz``; a missing file or key, or a truncated file, is a DataError."""
     path = Path(path)
     if not path.is_file():
@@ -38,7 +39,8 @@ def read_npz(path: str | Path, keys: tuple[str, ...] = (), optional: tuple[str, 
         raise DataError(path, f"unreadable or truncated npz ({type(e).__name__}: {e})") from e
 
 
-def load_labels(path: str | Path, scene: str = "", token: str = "", ego2global=None, timestamp: int = 0) -> Frame:
+def load_labels(path: str | Path, scene: str = "", token: str = "", ego2global=None,
+                timestamp: int = 0) -> Frame:
     """Load and validate one Occ3D ``labels.npz`` as a Frame (masks as bool)."""
     path = Path(path)
     arrays = read_npz(path, ("semantics",), ("mask_lidar", "mask_camera"))
