@@ -1,0 +1,122 @@
+"""Convolutional encoder and decoder of the tokenizers, for 2D maps and (T, X, Y) volumes.
+
+The layout is the taming-transformers / OccWorld ``Encoder2D``/``Decoder2D`` one: a 3x3 input
+conv, per level ``num_res_blocks`` residual blocks (optional attention) and a strided
+downsample, a middle block (res, attention, res), and GroupNorm-SiLU-conv out. With ``dims=3``
+the same stack runs 3D convolutions over (T, X, Y) as OccSora's 4D VQ-VAE does, and each level
+halves any subset of the axes (``factors``), so 32x200x200 -> 4x25x25 is three levels of (2,2,2).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occ4d.models.layers import Downsample, ResBlock, SpatialAttention, Upsample, _conv, group_norm
+
+
+def level_sizes(size: tuple[int, ...], factors: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
+    """Sizes at every level: ``size`` first, then after each downsample (stride 2, pad 1: ceil(n/2))."""
+    sizes = [tuple(size)]
+    for f in factors:
+        sizes.append(tuple(-(-n // k) for n, k in zip(sizes[-1], f, strict=True)))
+    return sizes
+
+
+class ConvEncoder(nn.Module):
+    """(B, C_in, *S) -> (B, z_channels, *S'); S' = S downsampled by ``factors`` level by level.
+
+    ``channel_mult`` has one entry per level; ``factors`` one per downsample (len(mult) - 1).
+    ``attn_levels`` lists the levels whose residual blocks are followed by attention.
+    """
+
+    def __init__(self, *, dims: int, in_channels: int, channels: int, channel_mult: tuple[int, ...],
+                 factors: tuple[tuple[int, ...], ...], num_res_blocks: int, z_channels: int,
+                 attn_levels: tuple[int, ...] = (), mid_attention: bool = True, dropout: float = 0.0):
+        super().__init__()
+        if len(factors) != len(channel_mult) - 1:
+            raise ValueError(f"need {len(channel_mult) - 1} downsample factors, got {len(factors)}")
+        self.conv_in = _conv(dims, in_channels, channels)
+        self.levels = nn.ModuleList()
+        c_in = channels
+        for i, mult in enumerate(channel_mult):
+            c_out = channels * mult
+            level = nn.Module()
+            level.blocks = nn.ModuleList(
+                ResBlock(dims=dims, in_channels=c_in if j == 0 else c_out, out_channels=c_out,
+                         dropout=dropout) for j in range(num_res_blocks))
+            level.attn = nn.ModuleList(
+                SpatialAttention(channels=c_out) for _ in range(num_res_blocks if i in attn_levels else 0))
+            last = i == len(factors)
+            level.down = None if last else Downsample(dims=dims, channels=c_out, factor=factors[i])
+            self.levels.append(level)
+            c_in = c_out
+        self.mid = nn.ModuleList([
+            ResBlock(dims=dims, in_channels=c_in, out_channels=c_in, dropout=dropout),
+            SpatialAttention(channels=c_in) if mid_attention else nn.Identity(),
+            ResBlock(dims=dims, in_channels=c_in, out_channels=c_in, dropout=dropout),
+        ])
+        self.norm_out = group_norm(c_in)
+        self.conv_out = _conv(dims, c_in, z_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)  # (B, ch, *S)
+        for level in self.levels:
+            for j, block in enumerate(level.blocks):
+                h = block(h)
+                if len(level.attn):
+                    h = level.attn[j](h)
+            if level.down is not None:
+                h = level.down(h)
+        for block in self.mid:
+            h = block(h)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, z, *S')
+
+
+class ConvDecoder(nn.Module):
+    """(B, z_channels, *S') -> (B, out_channels, *S): the encoder's mirror image.
+
+    ``forward`` takes the sizes of every level (from :func:`level_sizes`) so that upsampling
+    lands exactly on the encoder's sizes, odd ones included.
+    """
+
+    def __init__(self, *, dims: int, out_channels: int, channels: int, channel_mult: tuple[int, ...],
+                 num_res_blocks: int, z_channels: int, attn_levels: tuple[int, ...] = (),
+                 mid_attention: bool = True, dropout: float = 0.0):
+        super().__init__()
+        c = channels * channel_mult[-1]
+        self.conv_in = _conv(dims, z_channels, c)
+        self.mid = nn.ModuleList([
+            ResBlock(dims=dims, in_channels=c, out_channels=c, dropout=dropout),
+            SpatialAttention(channels=c) if mid_attention else nn.Identity(),
+            ResBlock(dims=dims, in_channels=c, out_channels=c, dropout=dropout),
+        ])
+        self.levels = nn.ModuleList()  # coarsest first
+        for i in reversed(range(len(channel_mult))):
+            c_out = channels * channel_mult[i]
+            level = nn.Module()
+            level.blocks = nn.ModuleList(
+                ResBlock(dims=dims, in_channels=c if j == 0 else c_out, out_channels=c_out, dropout=dropout)
+                for j in range(num_res_blocks))
+            level.attn = nn.ModuleList(
+                SpatialAttention(channels=c_out) for _ in range(num_res_blocks if i in attn_levels else 0))
+            level.up = Upsample(dims=dims, channels=c_out) if i > 0 else None
+            self.levels.append(level)
+            c = c_out
+        self.norm_out = group_norm(c)
+        self.conv_out = _conv(dims, c, out_channels)
+
+    def forward(self, z: torch.Tensor, sizes: list[tuple[int, ...]]) -> torch.Tensor:
+        h = self.conv_in(z)  # (B, C, *S')
+        for block in self.mid:
+            h = block(h)
+        targets = list(reversed(sizes[:-1]))  # finer sizes, coarsest level first
+        for k, level in enumerate(self.levels):
+            for j, block in enumerate(level.blocks):
+                h = block(h)
+                if len(level.attn):
+                    h = level.attn[j](h)
+            if level.up is not None:
+                h = level.up(h, targets[k])
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, out, *S)

@@ -1,0 +1,88 @@
+"""The tokenizer's configuration: one frozen dataclass, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Architecture and loss of a scene tokenizer.
+
+    The input grid ``(X, Y, Z)`` is embedded per voxel (``expansion`` channels per class) and the
+    Z cells are folded into channels (OccWorld). ``backbone="2d"`` encodes every frame alone;
+    ``"3d"`` convolves over (T, X, Y) (OccSora). Level i of the encoder halves X and Y when
+    ``i < spatial_down`` and T when ``i < temporal_down``, so the compression ratio of
+    PROTOCOLS §4 (T·X·Y over t·x·y, channels ignored) is about 4^spatial_down · 2^temporal_down.
+    """
+
+    backbone: Literal["2d", "3d"] = "2d"
+    bottleneck: Literal["vq", "fsq", "kl"] = "vq"
+    grid: tuple[int, int, int] = (200, 200, 16)
+    num_classes: int = 18
+    expansion: int = 8
+    channels: int = 64
+    channel_mult: tuple[int, ...] = (1, 2, 4)
+    spatial_down: int = 2
+    temporal_down: int = 0
+    num_res_blocks: int = 2
+    attn_levels: tuple[int, ...] = ()
+    mid_attention: bool = True
+    dropout: float = 0.0
+    latent_dim: int = 128
+    # VQ (EMA codebook)
+    codebook_size: int = 512
+    beta: float = 0.25
+    ema_decay: float = 0.99
+    dead_threshold: float = 1.0
+    # FSQ
+    fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
+    # KL-VAE
+    kl_weight: float = 1e-4
+    # loss
+    class_balanced: bool = False
+    quant_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        levels = len(self.channel_mult)
+        if self.backbone not in ("2d", "3d"):
+            raise ValueError(f"backbone must be '2d' or '3d', got {self.backbone!r}")
+        if self.bottleneck not in ("vq", "fsq", "kl"):
+            raise ValueError(f"bottleneck must be 'vq', 'fsq' or 'kl', got {self.bottleneck!r}")
+        if not 0 <= self.spatial_down < levels or not 0 <= self.temporal_down < levels:
+            raise ValueError(f"spatial_down ({self.spatial_down}) and temporal_down ({self.temporal_down}) "
+                             f"must be below the number of levels ({levels})")
+        if self.backbone == "2d" and self.temporal_down:
+            raise ValueError("a 2d (per-frame) backbone cannot downsample time; use backbone='3d'")
+        if len(self.grid) != 3 or min(self.grid) <= 0:
+            raise ValueError(f"grid must be three positive sizes (X, Y, Z), got {self.grid}")
+        if min(self.channel_mult) <= 0 or self.channels <= 0 or self.latent_dim <= 0 or self.expansion <= 0:
+            raise ValueError("channels, channel_mult, latent_dim and expansion must be positive")
+        if any(not 0 <= a < levels for a in self.attn_levels):
+            raise ValueError(f"attn_levels {self.attn_levels} must be levels 0..{levels - 1}")
+        if self.bottleneck == "vq" and self.codebook_size < 2:
+            raise ValueError("a VQ codebook needs at least 2 codes")
+        if self.bottleneck == "fsq" and (not self.fsq_levels or min(self.fsq_levels) < 3):
+            raise ValueError(f"FSQ levels must each be >= 3, got {self.fsq_levels}")
+
+    @property
+    def factors(self) -> tuple[tuple[int, ...], ...]:
+        """Per-level downsample factors: (x, y) for 2d, (t, x, y) for 3d."""
+        out = []
+        for i in range(len(self.channel_mult) - 1):
+            s = 2 if i < self.spatial_down else 1
+            out.append((2 if i < self.temporal_down else 1, s, s) if self.backbone == "3d" else (s, s))
+        return tuple(out)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of discrete tokens (0 for the continuous KL-VAE)."""
+        if self.bottleneck == "vq":
+            return self.codebook_size
+        if self.bottleneck == "fsq":
+            n = 1
+            for level in self.fsq_levels:
+                n *= level
+            return n
+        return 0

@@ -1,0 +1,144 @@
+"""Scene tokenizers: occupancy clips (B, T, X, Y, Z) <-> latent grids, and their training loss.
+
+One module covers the three designs of issue 4, chosen by :class:`TokenizerConfig`:
+- OccWorld's per-frame VQ-VAE: ``backbone="2d", bottleneck="vq"``, 200x200 -> 50x50 tokens;
+- OccSora's 4D VQ-VAE: ``backbone="3d"``, e.g. 32x200x200 -> 4x25x25 tokens;
+- DOME's continuous VAE: ``bottleneck="kl"``.
+Every voxel's class is embedded in ``expansion`` channels and the Z cells are folded into the
+channel axis; the decoder emits ``Z * expansion`` channels that are scored against the same class
+embedding (a dot product per voxel), which gives per-voxel class logits (OccWorld's decoder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from occ4d.models.quantizers import Bottleneck, FiniteScalarQuantizer, GaussianBottleneck, VectorQuantizerEMA
+from occ4d.models.tokenizers.backbone import ConvDecoder, ConvEncoder, level_sizes
+from occ4d.models.tokenizers.config import TokenizerConfig
+
+
+@dataclass
+class TokenizerOutput:
+    logits: torch.Tensor  # (B, T, X, Y, Z, C)
+    bottleneck: Bottleneck
+
+
+class OccTokenizer(nn.Module):
+    """Encode occupancy to latents and decode latents to per-voxel class logits."""
+
+    def __init__(self, config: TokenizerConfig):
+        super().__init__()
+        self.config = cfg = config
+        dims = 2 if cfg.backbone == "2d" else 3
+        x, y, z = cfg.grid
+        self.class_embed = nn.Embedding(cfg.num_classes, cfg.expansion)
+        if cfg.bottleneck == "vq":
+            self.quantizer = VectorQuantizerEMA(dim=cfg.latent_dim, codebook_size=cfg.codebook_size,
+                                                beta=cfg.beta, decay=cfg.ema_decay,
+                                                dead_threshold=cfg.dead_threshold)
+        elif cfg.bottleneck == "fsq":
+            self.quantizer = FiniteScalarQuantizer(dim=cfg.latent_dim, levels=cfg.fsq_levels)
+        else:
+            self.quantizer = GaussianBottleneck(dim=cfg.latent_dim, kl_weight=cfg.kl_weight)
+        common = dict(dims=dims, channels=cfg.channels, channel_mult=cfg.channel_mult,
+                      num_res_blocks=cfg.num_res_blocks, attn_levels=cfg.attn_levels,
+                      mid_attention=cfg.mid_attention, dropout=cfg.dropout)
+        self.encoder = ConvEncoder(in_channels=z * cfg.expansion, factors=cfg.factors,
+                                   z_channels=self.quantizer.in_channels, **common)
+        self.decoder = ConvDecoder(out_channels=z * cfg.expansion, z_channels=cfg.latent_dim, **common)
+
+    # -- shapes ---------------------------------------------------------------------------------
+    def _size(self, frames: int) -> tuple[int, ...]:
+        x, y, _ = self.config.grid
+        return (x, y) if self.config.backbone == "2d" else (frames, x, y)
+
+    def latent_shape(self, frames: int) -> tuple[int, int, int]:
+        """(t, x, y) of the latent of a ``frames``-long clip (t = frames for per-frame models)."""
+        s = level_sizes(self._size(frames), self.config.factors)[-1]
+        return (frames, *s) if self.config.backbone == "2d" else tuple(s)  # type: ignore[return-value]
+
+    def compression_ratio(self, frames: int) -> float:
+        """T·X·Y / (t·x·y): PROTOCOLS §4's convention (height and channel width ignored)."""
+        x, y, _ = self.config.grid
+        t, h, w = self.latent_shape(frames)
+        return frames * x * y / (t * h * w)
+
+    # -- encode / decode ------------------------------------------------------------------------
+    def encode(self, occ: torch.Tensor) -> Bottleneck:
+        """occ (B, T, X, Y, Z) integer class ids -> bottleneck with latent (B, C, t, x, y)."""
+        b, t = occ.shape[:2]
+        if tuple(occ.shape[2:]) != tuple(self.config.grid):
+            raise ValueError(f"tokenizer built for grid {self.config.grid}, got input {tuple(occ.shape)}")
+        h = self.class_embed(occ.long())  # (B, T, X, Y, Z, E)
+        if self.config.backbone == "2d":
+            h = rearrange(h, "b t x y z e -> (b t) (z e) x y")
+        else:
+            h = rearrange(h, "b t x y z e -> b (z e) t x y")
+        q = self.quantizer(self.encoder(h))
+        if self.config.backbone == "2d":  # restore the time axis: (B, C, t, x, y)
+            q.latent = rearrange(q.latent, "(b t) c x y -> b c t x y", b=b, t=t)
+            if q.indices is not None:
+                q.indices = rearrange(q.indices, "(b t) x y -> b t x y", b=b, t=t)
+        return q
+
+    def decode(self, latent: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """latent (B, C, t, x, y) -> logits (B, T, X, Y, Z, C_cls).
+
+        ``frames`` is the clip length to reconstruct (default: t for per-frame models, and
+        t · 2^temporal_down for 4D ones).
+        """
+        b, _, t = latent.shape[:3]
+        frames = frames or (t if self.config.backbone == "2d" else t * 2 ** self.config.temporal_down)
+        sizes = level_sizes(self._size(frames), self.config.factors)
+        if self.config.backbone == "2d":
+            h = self.decoder(rearrange(latent, "b c t x y -> (b t) c x y"), sizes)
+            h = rearrange(h, "(b t) (z e) x y -> b t x y z e", b=b, e=self.config.expansion)
+        else:
+            h = self.decoder(latent, sizes)
+            h = rearrange(h, "b (z e) t x y -> b t x y z e", e=self.config.expansion)
+        return h @ self.class_embed.weight.t()  # (B, T, X, Y, Z, classes)
+
+    def decode_indices(self, indices: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """Token ids (B, t, x, y) -> logits (B, T, X, Y, Z, C_cls) (VQ and FSQ only)."""
+        if not hasattr(self.quantizer, "lookup"):
+            raise ValueError("a continuous (KL) tokenizer has no token ids")
+        return self.decode(self.quantizer.lookup(indices), frames)
+
+    def forward(self, occ: torch.Tensor) -> TokenizerOutput:
+        q = self.encode(occ)
+        return TokenizerOutput(self.decode(q.latent, occ.shape[1]), q)
+
+    @torch.no_grad()
+    def reconstruct(self, occ: torch.Tensor) -> torch.Tensor:
+        """(B, T, X, Y, Z) -> argmax reconstruction, uint8."""
+        return self(occ).logits.argmax(-1).to(torch.uint8)
+
+
+def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """ENet-style weights 1 / ln(1.02 + f_c) from the class frequencies f_c of this batch.
+
+    Rare classes (pedestrians, cones) get up to ~50x the weight of free space; classes absent
+    from the batch get the maximum weight, which does not matter since they add no terms.
+    """
+    freq = torch.bincount(target.reshape(-1), minlength=num_classes).float()
+    freq = freq / freq.sum().clamp_min(1)
+    w = 1.0 / torch.log(1.02 + freq)
+    return w / w.mean()
+
+
+def tokenizer_loss(model: OccTokenizer, occ: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy reconstruction (optionally class-balanced) plus the bottleneck's term."""
+    cfg = model.config
+    out = model(occ)
+    target = occ.long().reshape(-1)
+    weight = balanced_class_weights(target, cfg.num_classes) if cfg.class_balanced else None
+    ce = F.cross_entropy(out.logits.reshape(-1, cfg.num_classes).float(), target, weight=weight)
+    loss = ce + cfg.quant_weight * out.bottleneck.loss
+    stats = {"ce": float(ce.detach()), "quant": float(out.bottleneck.loss.detach()), **out.bottleneck.stats}
+    return loss, stats
