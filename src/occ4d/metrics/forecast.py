@@ -1,0 +1,138 @@
+"""4D occupancy forecasting metrics: the OccWorld protocol and a strict variant (PROTOCOLS §3.9).
+
+Inputs are predicted and ground-truth future label grids ``(B, T, X, Y, Z)`` (or ``(T, X, Y, Z)``),
+T = future steps at the dataset rate (6 at 2 Hz for +0.5 .. +3.0 s). No visibility mask is used:
+every voxel counts. For each step and each class c of the 17 non-free classes the accumulator
+counts seen = #(gt = c), positive = #(pred = c) and correct = #(both), and the same for the
+binary "occupied" class (label != free).
+
+Protocols (the result names the one used):
+
+- ``"occworld"``: IoU_c = correct / (seen + positive - correct), but **IoU_c = 1 when seen = 0**;
+  mIoU = plain mean over the 17 classes, x100; IoU = the "occupied" IoU x100. Reported at
+  1 s / 2 s / 3 s (steps 2/4/6 at 2 Hz, i.e. indices 1/3/5) and "avg" = the mean of those three.
+- ``"strict"``: the devkit's rules instead: a class with neither ground truth nor prediction is
+  NaN, one with predictions only is 0, and mIoU is the NaN-mean.
+
+Counters are int64, so results are exact and independent of the process count. OccWorld's own
+counters are float32 GPU tensors (totals above 2^24 are rounded, order-dependent) and its
+distributed sampler pads with duplicated windows, so published numbers can differ from these by
+about 1e-3 points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from occ4d.core.errors import DataError
+from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
+from occ4d.metrics.common import check_label_tensor, check_same_shape, nanmean, safe_ratio
+from occ4d.metrics.reduce import all_reduce_sum
+
+FORECAST_PROTOCOLS = ("occworld", "strict")
+REPORT_SECONDS = (1.0, 2.0, 3.0)
+
+
+class ForecastMetric:
+    """Per-horizon mIoU and occupied IoU of forecast occupancy.
+
+    Args:
+        protocol: "occworld" or "strict".
+        steps: number of future steps per window (6 for OccWorld).
+        hz: frame rate of the steps (2 Hz for Occ3D-nuScenes keyframes).
+        report_seconds: horizons to report; each maps to step index round(s * hz) - 1.
+    """
+
+    def __init__(self, protocol: str = "occworld", vocab: Vocabulary = OCC3D_VOCAB, grid: GridSpec = OCC3D,
+                 steps: int = 6, hz: float = 2.0, report_seconds: tuple[float, ...] = REPORT_SECONDS):
+        if protocol not in FORECAST_PROTOCOLS:
+            raise ValueError(f"protocol must be one of {FORECAST_PROTOCOLS}, got {protocol!r}")
+        self.protocol_name, self.vocab, self.grid, self.steps, self.hz = protocol, vocab, grid, steps, hz
+        self.report = {}
+        for s in report_seconds:
+            idx = int(round(s * hz)) - 1
+            if not 0 <= idx < steps:
+                raise ValueError(f"horizon {s} s is step {idx + 1}, outside the {steps} forecast steps")
+            self.report[f"{s:g}s"] = idx
+        self.classes = vocab.semantic_ids
+        self.reset()
+
+    @property
+    def protocol(self) -> str:
+        return f"forecast/{self.protocol_name}"
+
+    def reset(self) -> None:
+        # (steps, classes + 1, 3): [seen, positive, correct]; the last class row is "occupied".
+        self.counts: torch.Tensor | None = None
+        self.windows = 0
+
+    def update(self, pred, gt, source: str | None = None) -> None:
+        """Add windows of future grids ``(B, T, X, Y, Z)`` or one window ``(T, X, Y, Z)``."""
+        n = self.vocab.num_classes
+        gt_t = check_label_tensor(gt, n, self.grid.shape, source, "ground truth")
+        pred_t = check_label_tensor(pred, n, self.grid.shape, source, "prediction", device=gt_t.device)
+        check_same_shape(pred_t, gt_t, source)
+        if gt_t.dim() == 4:
+            gt_t, pred_t = gt_t[None], pred_t[None]
+        if gt_t.dim() != 5 or gt_t.shape[1] != self.steps:
+            raise DataError(
+                source, f"forecast grids must be (B, {self.steps}, X, Y, Z), got {tuple(gt_t.shape)}"
+            )
+        b = gt_t.shape[0]
+        g = gt_t.reshape(b, self.steps, -1).transpose(0, 1).reshape(self.steps, -1).to(torch.int64)
+        p = pred_t.reshape(b, self.steps, -1).transpose(0, 1).reshape(self.steps, -1).to(torch.int64)
+        free = self.vocab.free
+        rows = []
+        for t in range(self.steps):
+            seen = torch.bincount(g[t], minlength=n)[:n]
+            positive = torch.bincount(p[t], minlength=n)[:n]
+            correct = torch.bincount(g[t][g[t] == p[t]], minlength=n)[:n]
+            go, po = g[t] != free, p[t] != free
+            occ = torch.stack([go.sum(), po.sum(), (go & po).sum()])
+            per_class = torch.stack([seen, positive, correct], dim=1)[self.classes]
+            rows.append(torch.cat([per_class, occ[None]], dim=0))
+        counts = torch.stack(rows)
+        self.counts = counts if self.counts is None else self.counts + counts
+        self.windows += b
+
+    def _iou(self, counts: np.ndarray) -> np.ndarray:
+        seen, positive, correct = (counts[..., k].astype(np.float64) for k in range(3))
+        iou = safe_ratio(correct, seen + positive - correct)
+        if self.protocol_name == "occworld":
+            iou = np.where(counts[..., 0] == 0, 1.0, iou)  # OccWorld's rule for classes without GT
+        return iou
+
+    def compute(self) -> dict:
+        k = len(self.classes) + 1
+        dev = self.counts.device if self.counts is not None else torch.device("cpu")
+        counts = self.counts
+        if counts is None:
+            counts = torch.zeros(self.steps, k, 3, dtype=torch.int64, device=dev)
+        counts = all_reduce_sum(counts).cpu().numpy()
+        windows = int(all_reduce_sum(torch.tensor([self.windows], device=dev)).item())
+        iou = self._iou(counts)  # (steps, classes + 1)
+        if self.protocol_name == "occworld":
+            miou = iou[:, :-1].mean(axis=1) * 100
+        else:
+            miou = np.array([nanmean(row) for row in iou[:, :-1]]) * 100
+        occ_iou = iou[:, -1] * 100
+        names = [self.vocab.names[c] for c in self.classes]
+        out = {
+            "protocol": self.protocol,
+            "windows": windows,
+            "mIoU_per_step": [float(v) for v in miou],
+            "IoU_per_step": [float(v) for v in occ_iou],
+        }
+        for label, idx in self.report.items():
+            out[f"mIoU@{label}"] = float(miou[idx])
+            out[f"IoU@{label}"] = float(occ_iou[idx])
+        sel = list(self.report.values())
+        out["mIoU_avg"] = float(np.mean(miou[sel]))
+        out["IoU_avg"] = float(np.mean(occ_iou[sel]))
+        out["per_class"] = {
+            label: {names[i]: float(iou[idx, i] * 100) for i in range(len(names))}
+            for label, idx in self.report.items()
+        }
+        return out
