@@ -1,0 +1,33 @@
+"""World models: trajectory-conditioned generation, forecasting, baselines and planning.
+
+- :class:`OccGenerator`: a DiT over whole-clip latents (OccSora's line), clips of any length.
+- :class:`OccForecaster`: latent diffusion from past frames and the ego trajectory (DOME/E2EOcc).
+- :class:`OccAutoregressive`: OccWorld-style token transformer with ego-pose tokens.
+- :class:`CopyLast`, :class:`EgoWarp`: baselines; :class:`Planner`: future ego trajectory.
+Every forecaster answers ``forecast(past_occ, traj) -> (B, future, X, Y, Z)``.
+"""
+
+from occ4d.models.world.autoregressive import AutoregressiveConfig, OccAutoregressive
+from occ4d.models.world.baselines import CopyLast, EgoWarp, warp_grid
+from occ4d.models.world.dit import DiTConfig, OccDiT
+from occ4d.models.world.forecaster import ForecasterConfig, OccForecaster
+from occ4d.models.world.generator import GeneratorConfig, OccGenerator
+from occ4d.models.world.latents import LatentCodec
+from occ4d.models.world.planner import Planner, PlannerConfig
+
+__all__ = [
+    "AutoregressiveConfig",
+    "OccAutoregressive",
+    "CopyLast",
+    "EgoWarp",
+    "warp_grid",
+    "DiTConfig",
+    "OccDiT",
+    "ForecasterConfig",
+    "OccForecaster",
+    "GeneratorConfig",
+    "OccGenerator",
+    "LatentCodec",
+    "Planner",
+    "PlannerConfig",
+]

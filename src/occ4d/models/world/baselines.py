@@ -1,0 +1,84 @@
+"""Forecasting baselines that learn nothing: copy the last frame, and warp it along the ego path.
+
+Both share the forecasters' call ``forecast(past_occ, traj) -> (B, future, X, Y, Z)`` so the
+evaluation treats every model the same way.
+
+Ego-warp assumes a static world: the future frame at ego pose ``P_k = (x, y, yaw)`` (expressed
+in the current frame, as :class:`~occ4d.core.Trajectory` rows are) sees the current frame's
+voxels moved into its own ego frame. Each output voxel centre ``q`` (in frame k) maps to
+``p = R(yaw) q + (x, y)`` in the current frame and takes the label of the voxel containing
+``p`` (nearest-neighbour resampling, heights unchanged); voxels whose source lies outside the
+grid become free, since nothing is known about them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
+
+
+def warp_grid(
+    occ: torch.Tensor, pose: torch.Tensor, *, grid: GridSpec = OCC3D, fill: int = OCC3D_VOCAB.free
+) -> torch.Tensor:
+    """Resample label grids into another ego frame.
+
+    Args:
+        occ: (B, X, Y, Z) labels in the source frame.
+        pose: (B, 3) x, y [m], yaw [rad] of the target frame expressed in the source frame.
+        grid: geometry of the grid (voxel size and minimum corner in x and y are used).
+        fill: label for voxels whose source is outside the grid.
+
+    Returns:
+        (B, X, Y, Z) labels in the target frame, same dtype as ``occ``.
+    """
+    b, nx, ny, _ = occ.shape
+    dev = occ.device
+    vx, vy = grid.voxel_size[0], grid.voxel_size[1]
+    cx = grid.range_min[0] + vx * (torch.arange(nx, device=dev, dtype=torch.float64) + 0.5)
+    cy = grid.range_min[1] + vy * (torch.arange(ny, device=dev, dtype=torch.float64) + 0.5)
+    qx, qy = torch.meshgrid(cx, cy, indexing="ij")  # (X, Y) target-frame centres
+    pose = pose.to(dev, torch.float64)
+    c, s = torch.cos(pose[:, 2])[:, None, None], torch.sin(pose[:, 2])[:, None, None]
+    px = c * qx - s * qy + pose[:, 0, None, None]  # (B, X, Y) in the source frame
+    py = s * qx + c * qy + pose[:, 1, None, None]
+    ix = torch.floor((px - grid.range_min[0]) / vx).long()
+    iy = torch.floor((py - grid.range_min[1]) / vy).long()
+    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+    bi = torch.arange(b, device=dev)[:, None, None].expand_as(ix)
+    out = occ[bi, ix.clamp(0, nx - 1), iy.clamp(0, ny - 1)]  # (B, X, Y, Z)
+    return torch.where(inside[..., None], out, torch.full_like(out, fill))
+
+
+class CopyLast(nn.Module):
+    """Predict that every future frame equals the current one (the "copy & paste" row of COME)."""
+
+    def __init__(self, *, past: int = 4, future: int = 6):
+        super().__init__()
+        self.past, self.future = past, future
+
+    def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor | None = None, **_) -> torch.Tensor:
+        return past_occ[:, -1:].expand(-1, self.future, *past_occ.shape[2:]).clone()
+
+
+class EgoWarp(nn.Module):
+    """Warp the current frame to each future ego pose of the given trajectory (static world)."""
+
+    def __init__(
+        self, *, past: int = 4, future: int = 6, grid: GridSpec = OCC3D, vocab: Vocabulary = OCC3D_VOCAB
+    ):
+        super().__init__()
+        self.past, self.future, self.grid, self.free = past, future, grid, vocab.free
+
+    def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, **_) -> torch.Tensor:
+        """past_occ (B, past, X, Y, Z); traj (B, past + future, 3) relative to the current frame."""
+        if traj.shape[1] != self.past + self.future:
+            raise ValueError(f"need {self.past + self.future} trajectory rows, got {traj.shape[1]}")
+        last = past_occ[:, -1]
+        frames = [
+            warp_grid(last, traj[:, self.past + k], grid=self.grid, fill=self.free)
+            for k in range(self.future)
+        ]
+        return torch.stack(frames, dim=1)

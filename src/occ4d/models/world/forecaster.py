@@ -1,0 +1,155 @@
+"""Occupancy forecasting by latent diffusion (the E2EOcc / DOME line).
+
+The latents of the ``past`` frames (4 or 5 at 2 Hz, the current frame last) are known context;
+the DiT denoises the latents of the ``future`` frames (6 = 3 s) conditioned on the ego
+trajectory of all frames relative to the current one (DOME conditions on the future ego poses;
+classifier-free dropout lets the same model run without them). The loss covers the future
+frames only.
+
+Two training modes (``mode``):
+- ``"frozen"``: the tokenizer is fixed (OccWorld / DOME: two-stage training);
+- ``"e2e"``: the encoder and decoder train jointly with the DiT (E2EOcc's idea). The past-frame
+  context keeps its gradient, so the encoder learns what the forecaster needs, while the
+  tokenizer's reconstruction loss (``recon_weight``) keeps the latent decodable. The future
+  latents are detached targets, otherwise the encoder could shrink them to make denoising trivial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occ4d.diffusion import DiffusionConfig, NoiseSchedule, diffusion_loss, sample
+from occ4d.models.world.dit import DiTConfig, OccDiT
+from occ4d.models.world.latents import LatentCodec
+
+
+@dataclass(frozen=True)
+class ForecasterConfig:
+    dit: DiTConfig
+    diffusion: DiffusionConfig = DiffusionConfig()
+    past: int = 4
+    future: int = 6
+    mode: str = "frozen"
+    recon_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("frozen", "e2e"):
+            raise ValueError(f"mode must be 'frozen' or 'e2e', got {self.mode!r}")
+        if not self.dit.context:
+            raise ValueError("the forecaster's DiT needs context=True (the past frames are context)")
+        if self.dit.traj_frames != self.past + self.future:
+            raise ValueError(
+                f"traj_frames ({self.dit.traj_frames}) must be past + future ({self.past + self.future})"
+            )
+        if self.past < 1 or self.future < 1:
+            raise ValueError("past and future must be positive")
+
+    @property
+    def frames(self) -> int:
+        return self.past + self.future
+
+
+class OccForecaster(nn.Module):
+    """``loss(occ, traj)`` on (past + future)-frame clips; ``forecast(past_occ, traj)`` at test time."""
+
+    def __init__(self, config: ForecasterConfig, codec: LatentCodec):
+        super().__init__()
+        self.config = config
+        self.codec = codec
+        if codec.trainable != (config.mode == "e2e"):
+            raise ValueError(f"mode {config.mode!r} needs a codec with trainable={config.mode == 'e2e'}")
+        r = codec.frames_per_latent
+        if config.past % r or config.future % r:
+            raise ValueError(
+                f"past ({config.past}) and future ({config.future}) must be multiples of the "
+                f"tokenizer's {r} frames per latent frame"
+            )
+        self.past_lat = config.past // r
+        self.dit = OccDiT(config.dit)
+        self.schedule = NoiseSchedule(config.diffusion)
+        expected = (codec.channels, *codec.latent_shape(config.frames))
+        got = (config.dit.latent_channels, *config.dit.latent_size)
+        if expected != got:
+            raise ValueError(
+                f"the tokenizer makes latents {expected} for {config.frames} frames; the DiT expects {got}"
+            )
+
+    def _context(self, z_past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context (B, C, T, h, w) with the past latents in place and its 0/1 mask (B, 1, T, h, w)."""
+        b, c, _, h, w = z_past.shape
+        t = self.config.dit.latent_size[0]
+        ctx = torch.cat([z_past, z_past.new_zeros(b, c, t - self.past_lat, h, w)], dim=2)
+        mask = z_past.new_zeros(b, 1, t, h, w)
+        mask[:, :, : self.past_lat] = 1.0
+        return ctx, mask
+
+    def _denoiser(self, traj, ctx, mask):
+        def den(x, t, drop):
+            return self.dit(x, t, traj=traj.float(), drop_traj=drop, context=ctx, context_mask=mask)
+
+        return den
+
+    def loss(
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict]:
+        """occ (B, past + future, X, Y, Z) ids; traj (B, past + future, 3) relative to the current frame."""
+        if occ.shape[1] != self.config.frames:
+            raise ValueError(f"expected {self.config.frames} frames, got {occ.shape[1]}")
+        if self.config.mode == "e2e":
+            q = self.codec.tokenizer.encode(occ)
+            mean, std = self.codec._shape(q.latent)
+            z = (q.latent - mean) / std
+            logits = self.codec.tokenizer.decode(q.latent, occ.shape[1])
+            recon = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), occ.long().reshape(-1))
+            extra = recon + q.loss
+        else:
+            z, _ = self.codec.encode(occ)
+            recon = extra = None
+        ctx, mask = self._context(z[:, :, : self.past_lat])
+        den = self._denoiser(traj, ctx, mask)
+        out = diffusion_loss(den, z.detach(), self.schedule, generator=generator, weight=1.0 - mask)
+        loss = out["loss"]
+        stats = {"diffusion": float(loss.detach())}
+        if extra is not None:
+            loss = loss + self.config.recon_weight * extra
+            stats["recon_ce"] = float(recon.detach())
+        return loss, stats
+
+    @torch.no_grad()
+    def forecast(
+        self,
+        past_occ: torch.Tensor,
+        traj: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        sampler: str = "ddim",
+        steps: int = 20,
+        guidance_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """past_occ (B, past, X, Y, Z), traj (B, past + future, 3) -> future (B, future, X, Y, Z) uint8."""
+        cfg = self.config
+        if past_occ.shape[1] != cfg.past or traj.shape[1] != cfg.frames:
+            raise ValueError(
+                f"need {cfg.past} past frames and {cfg.frames} trajectory rows, "
+                f"got {past_occ.shape[1]} and {traj.shape[1]}"
+            )
+        z_past, _ = self.codec.encode(past_occ)
+        ctx, mask = self._context(z_past)
+        den = self._denoiser(traj, ctx, mask)
+        shape = (past_occ.shape[0], cfg.dit.latent_channels, *cfg.dit.latent_size)
+        z = sample(
+            den,
+            shape,
+            config=cfg.diffusion,
+            generator=generator,
+            sampler=sampler,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            device=past_occ.device,
+        )
+        z = torch.cat([z_past, z[:, :, self.past_lat :]], dim=2)
+        return self.codec.decode(z, cfg.frames)[:, cfg.past :]

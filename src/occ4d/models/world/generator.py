@@ -1,0 +1,195 @@
+"""Trajectory-conditioned 4D occupancy generation (OccSora's line): a DiT over whole-clip latents.
+
+Training: a clip of ``frames`` occupancy frames is encoded to a latent (B, C, t, h, w) and the
+DiT learns to denoise it given the ego trajectory of the clip, rebased to the clip's first frame.
+With probability ``prefix_prob`` the first k latent frames (k drawn in 1..t-1) are also given as
+known context and excluded from the loss; that teaches the same network to *continue* a clip,
+which is how clips longer than the training horizon are made (sliding-window extension).
+
+Generation: the first window is drawn from noise; each next window keeps the last ``overlap``
+latent frames of the clip so far as known context and draws the rest, conditioned on the
+trajectory rebased to the window's first frame. Windows are decoded together at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from occ4d.diffusion import DiffusionConfig, NoiseSchedule, diffusion_loss, sample
+from occ4d.models.world.dit import DiTConfig, OccDiT
+from occ4d.models.world.embed import extend_traj, rebase_traj
+from occ4d.models.world.latents import LatentCodec
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The generation model: its DiT, its diffusion process and its training horizon."""
+
+    dit: DiTConfig
+    diffusion: DiffusionConfig = DiffusionConfig()
+    frames: int = 4  # occupancy frames per clip (the training horizon)
+    prefix_prob: float = 0.5  # share of training clips that see a known prefix
+
+    def __post_init__(self) -> None:
+        if self.dit.traj_frames != self.frames:
+            raise ValueError(
+                f"the DiT's traj_frames ({self.dit.traj_frames}) must equal frames ({self.frames})"
+            )
+        if not self.dit.context and self.prefix_prob > 0:
+            raise ValueError("prefix training (sliding-window extension) needs a DiT with context=True")
+        if not 0.0 <= self.prefix_prob <= 1.0:
+            raise ValueError(f"prefix_prob must be in [0, 1], got {self.prefix_prob}")
+
+
+class OccGenerator(nn.Module):
+    """Codec + DiT. ``loss`` for training, ``generate`` for clips of any length."""
+
+    def __init__(self, config: GeneratorConfig, codec: LatentCodec):
+        super().__init__()
+        self.config = config
+        self.codec = codec
+        self.dit = OccDiT(config.dit)
+        self.schedule = NoiseSchedule(config.diffusion)
+        expected = (codec.channels, *codec.latent_shape(config.frames))
+        got = (config.dit.latent_channels, *config.dit.latent_size)
+        if expected != got:
+            raise ValueError(
+                f"the tokenizer makes latents {expected} for {config.frames} frames; the DiT expects {got}"
+            )
+
+    def _denoiser(self, traj, context, mask):
+        return lambda x, t, drop: self.dit(
+            x, t, traj=traj, drop_traj=drop, context=context, context_mask=mask
+        )
+
+    def _prefix_mask(self, b: int, t: int, generator: torch.Generator, device) -> torch.Tensor:
+        """(B, 1, t, 1, 1) float: 1 on the known prefix frames (none for most clips)."""
+        use = torch.rand(b, generator=generator, device=generator.device) < self.config.prefix_prob
+        k = torch.randint(1, max(t, 2), (b,), generator=generator, device=generator.device) * use
+        frames = torch.arange(t, device=generator.device)[None]
+        return (frames < k[:, None]).float().reshape(b, 1, t, 1, 1).to(device)
+
+    def loss(
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict]:
+        """occ (B, frames, X, Y, Z) ids, traj (B, frames, 3) in any frame (rebased to frame 0 here)."""
+        z, quant_loss = self.codec.encode(occ)  # (B, C, t, h, w)
+        b, _, t, h, w = z.shape
+        traj = rebase_traj(traj.float(), 0)
+        mask = self._prefix_mask(b, t, generator, z.device) if self.config.dit.context else None
+        context = z.detach() if mask is not None else None
+        ctx_mask = mask.expand(b, 1, t, h, w) if mask is not None else None
+        weight = (1.0 - mask) if mask is not None else None
+        out = diffusion_loss(
+            self._denoiser(traj, context, ctx_mask),
+            z.detach(),
+            self.schedule,
+            generator=generator,
+            weight=weight,
+        )
+        return out["loss"], {"diffusion": float(out["loss"].detach())}
+
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        traj: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        sampler: str = "ddim",
+        steps: int = 50,
+        guidance_scale: float = 1.0,
+        context: torch.Tensor | None = None,
+        known: int = 0,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """One window: traj (B, frames, 3) rebased to its first row.
+
+        ``context`` (B, C, k', h, w) holds latents already made; its last ``known`` frames become
+        the first frames of this window.
+        """
+        cfg = self.config.dit
+        b = traj.shape[0]
+        shape = (b, cfg.latent_channels, *cfg.latent_size)
+        ctx = mask = None
+        if cfg.context:
+            ctx = torch.zeros(shape, device=traj.device)
+            mask = torch.zeros(b, 1, *cfg.latent_size, device=traj.device)
+            if known:
+                ctx[:, :, :known] = context[:, :, -known:]
+                mask[:, :, :known] = 1.0
+        x = sample(
+            self._denoiser(traj.float(), ctx, mask),
+            shape,
+            config=self.config.diffusion,
+            generator=generator,
+            sampler=sampler,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            device=traj.device,
+            progress=progress,
+        )
+        if known:  # the known frames are kept exactly as given
+            x[:, :, :known] = context[:, :, -known:]
+        return x
+
+    @torch.no_grad()
+    def generate(
+        self,
+        traj: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        frames: int | None = None,
+        sampler: str = "ddim",
+        steps: int = 50,
+        guidance_scale: float = 1.0,
+        overlap: int | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Clips (B, frames, X, Y, Z) uint8 following ``traj`` (B, F, 3), relative to frame 0.
+
+        A trajectory shorter than ``frames`` is extended at constant velocity. ``overlap`` is
+        the number of latent frames each window re-uses (default: half the window).
+        """
+        frames = frames or traj.shape[1]
+        r = self.codec.frames_per_latent
+        t_lat = self.config.dit.latent_size[0]
+        overlap = t_lat // 2 if overlap is None else overlap
+        if t_lat > 1 and not 0 < overlap < t_lat:
+            raise ValueError(f"overlap must be in 1..{t_lat - 1} latent frames, got {overlap}")
+        if frames > self.config.frames and not self.config.dit.context:
+            raise ValueError("clips longer than the training horizon need a DiT with context=True")
+        new_per_window = (t_lat - overlap) if t_lat > 1 else 1
+        windows = 1 + max(0, -(-(frames - self.config.frames) // (new_per_window * r)))
+        total = self.config.frames + (windows - 1) * new_per_window * r
+        traj = extend_traj(traj.float(), total)
+        latents = None
+        for w in range(windows):
+            start = w * new_per_window * r
+            window_traj = rebase_traj(traj[:, start : start + self.config.frames], 0)
+            if latents is None:
+                z = self.sample_latents(
+                    window_traj,
+                    generator=generator,
+                    sampler=sampler,
+                    steps=steps,
+                    guidance_scale=guidance_scale,
+                    progress=progress,
+                )
+                latents = z
+            else:
+                known = t_lat - new_per_window
+                z = self.sample_latents(
+                    window_traj,
+                    generator=generator,
+                    sampler=sampler,
+                    steps=steps,
+                    guidance_scale=guidance_scale,
+                    context=latents,
+                    known=known,
+                    progress=progress,
+                )
+                latents = torch.cat([latents, z[:, :, known:]], dim=2)
+        return self.codec.decode(latents, latents.shape[2] * r)[:, :frames]
