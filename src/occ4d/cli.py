@@ -13,6 +13,7 @@ import sys
 # name -> "module:function". Each entry is one command of the CLI.
 COMMANDS: dict[str, str] = {
     "demo": "occ4d.commands.demo:demo",
+    "eval": "occ4d.commands.eval:evaluate",
 }
 
 
