@@ -29,11 +29,11 @@ import numpy as np
 from occ4d.core.errors import DataError
 from occ4d.core.frame import Frame
 from occ4d.core.pose import check_pose, make_pose
+from occ4d.io.formats import FORMATS, read_frame
 from occ4d.io.infos import load_pkl
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("occ3d", "openocc", "surroundocc", "openoccupancy", "waymo")
 # Nominal keyframe spacing (2 Hz) used only when a folder scan has no timestamps at all.
 SCAN_STEP_US = 500_000
 # Folder names that hold ``<scene>/<token>/labels.npz`` (PROTOCOLS §2.1, §2.2).
@@ -136,20 +136,18 @@ def group_by_scene(records: Iterable[FrameRecord]) -> dict[str, list[FrameRecord
     return {s: sorted(groups[s], key=lambda r: r.timestamp) for s in sorted(groups)}
 
 
-def load_frame(record: FrameRecord, validate: bool = True) -> Frame:
+def load_frame(record: FrameRecord) -> Frame:
     """Read a record's labels file with its format's reader; pose, timestamp, scene and token filled in.
 
     The frame stays in its format's own grid and vocabulary (a SurroundOcc record gives a
     LiDAR-frame SurroundOcc grid); see ``occ4d.io.resample`` to move it onto the Occ3D grid.
     """
-    from occ4d.io.formats import read_frame
-
-    frame = read_frame(record.path, record.fmt)
-    frame.ego2global = record.ego2global
+    frame = read_frame(record.path, record.fmt)  # the reader validates labels, masks and flow
+    frame.ego2global = check_pose(record.ego2global, record.path, "ego2global")
     frame.timestamp = int(record.timestamp)
     frame.scene = record.scene
     frame.token = record.token
-    return frame.validate() if validate else frame
+    return frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +287,7 @@ def record_from_info(info: Mapping, root: Path, pkl: Path | str = "<info>", inde
         path = path / "labels.npz"
     fmt = "openocc" if "openocc_v2" in parts else str(info.get("occ_format", "occ3d"))
     if fmt not in FORMATS:
-        raise DataError(pkl, f"{where}: unknown occupancy format {fmt!r}; expected one of {FORMATS}")
+        raise DataError(pkl, f"{where}: unknown occupancy format {fmt!r}; expected one of {sorted(FORMATS)}")
 
     scene = (info.get("scene_name") or scene_key or _scene_from_parts(parts, str(token))
              or info.get("scene_token"))
