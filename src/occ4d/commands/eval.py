@@ -1,0 +1,383 @@
+"""``occ4d eval KIND --pred DIR --gt DIR``: score predictions with the official protocols.
+
+Kinds are entries of :data:`HANDLERS` (one function each, taking an :class:`EvalArgs` and
+returning the metric's result dict plus the rows of its per-class table):
+
+- ``occ``: voxel mIoU (Occ3D devkit with ``--mask camera|lidar|none|camera_lidar``; SurroundOcc
+  or OpenOccupancy when the ground truth is in those formats);
+- ``ray``: RayIoU (SparseOcc protocol; origins from each scene's poses in time order);
+- ``flow``: RayIoU + mAVE + Occ Score on OpenOcc v2 (``--protocol tp@2m|all-valid-rays|
+  all-valid-rays-fp16``);
+- ``forecast``: OccWorld forecasting protocol (``--protocol occworld|strict``) over a folder of
+  forecast clip files (``occ4d.io.clipfile``).
+
+Predictions are read from the official submission layouts: ``<pred>/<token>.npz`` with key
+``arr_0`` (CVPR 2023) or ``pred`` (SparseOcc), or an Occ3D-style tree
+``<pred>/[gts/]<scene>/<token>/labels.npz`` (key ``semantics``; ``flow`` for the flow kind).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tyro.conf import Positional
+
+PRED_KEYS = ("pred", "arr_0", "semantics")
+MASKS = Literal["camera", "lidar", "none", "camera_lidar"]
+
+
+@dataclass
+class EvalArgs:
+    pred: Path
+    gt: Path
+    mask: str = "camera"
+    protocol: str | None = None
+    allow_missing: bool = False
+    split: str | None = None
+    backend: str = "auto"
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# reading predictions
+
+
+def index_predictions(pred_dir: Path) -> dict[str, Path]:
+    """token -> prediction file, over every supported layout in ``pred_dir``."""
+    from occ4d.core.errors import DataError
+
+    if not pred_dir.is_dir():
+        raise DataError(pred_dir, "prediction folder not found")
+    found: dict[str, Path] = {}
+    for p in sorted(pred_dir.glob("*.npz")):
+        found[p.stem] = p
+    for pattern in ("*/*/labels.npz", "gts/*/*/labels.npz"):
+        for p in sorted(pred_dir.glob(pattern)):
+            found.setdefault(p.parent.name, p)
+    return found
+
+
+def read_prediction(path: Path, shape: tuple[int, ...], with_flow: bool = False):
+    """(labels, flow or None) from one prediction file; a missing key is a DataError naming it."""
+    import numpy as np
+
+    from occ4d.core.errors import DataError
+    from occ4d.io.occ3d import read_npz
+
+    arrays = read_npz(path, (), (*PRED_KEYS, "flow"))
+    key = next((k for k in PRED_KEYS if k in arrays), None)
+    if key is None:
+        raise DataError(path, f"no prediction array: expected one of the keys {list(PRED_KEYS)}")
+    labels = arrays[key]
+    if tuple(labels.shape) != tuple(shape):
+        if labels.size == int(np.prod(shape)) and labels.ndim == 1:
+            labels = labels.reshape(shape)  # flattened submissions (the devkit reshapes them too)
+        else:
+            raise DataError(path, f"{key} must have shape {tuple(shape)}, got {tuple(labels.shape)}")
+    flow = None
+    if with_flow:
+        if "flow" not in arrays:
+            raise DataError(path, "the flow evaluation needs a 'flow' array (X, Y, Z, 2) in every prediction")
+        flow = arrays["flow"]
+    return labels, flow
+
+
+def _gt_records(args: EvalArgs):
+    from occ4d.data.index import load_index
+
+    return load_index(args.gt, split=args.split)
+
+
+def _pairs(args: EvalArgs, records, shape, free: int, with_flow: bool = False):
+    """Yield (record, pred labels, pred flow) in record order; handle missing predictions."""
+    import numpy as np
+
+    from occ4d.core.errors import DataError
+
+    preds = index_predictions(args.pred)
+    missing = [r.token for r in records if r.token not in preds]
+    if missing and not args.allow_missing:
+        shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise DataError(args.pred, f"{len(missing)} ground-truth token(s) have no prediction: {shown} "
+                                   "(use --allow-missing to score them as all-free)")
+    if missing:
+        args.notes.append(f"{len(missing)} missing prediction(s) scored as all-free: {missing[:20]}")
+    extra = len(set(preds) - {r.token for r in records})
+    if extra:
+        args.notes.append(f"{extra} prediction file(s) have no ground truth and were ignored")
+    for r in _progress(records, "evaluating"):
+        if r.token in preds:
+            labels, flow = read_prediction(preds[r.token], shape, with_flow)
+        else:
+            labels = np.full(shape, free, dtype=np.uint8)
+            flow = np.zeros((*shape, 2), np.float32) if with_flow else None
+        yield r, labels, flow
+
+
+def _tensor(a, dev):
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+
+
+def _progress(items, label: str):
+    if len(items) < 50:
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=label, transient=True)
+
+
+# --------------------------------------------------------------------------------------------
+# handlers
+
+
+def eval_occ(args: EvalArgs) -> tuple[dict, list[list]]:
+    import torch
+
+    from occ4d.data.index import load_frame
+    from occ4d.metrics import Occ3DMIoU, OpenOccupancyMetric, SurroundOccMetric
+
+    records = _gt_records(args)
+    fmt = records[0].fmt
+    first = load_frame(records[0])
+    vocab, grid = first.vocab, first.grid
+    if fmt in ("surroundocc", "openoccupancy"):
+        metric = SurroundOccMetric(vocab, grid) if fmt == "surroundocc" else OpenOccupancyMetric(vocab, grid)
+    else:
+        mask = args.mask if fmt in ("occ3d", "waymo") else "none"
+        if mask != args.mask:
+            args.notes.append(f"{fmt} ground truth has no visibility masks: evaluated with mask=none")
+        metric = Occ3DMIoU(mask, vocab, grid, absent_gt_nan=args.protocol == "absent-gt-nan")
+    dev = torch.device(args.device)
+    for r, labels, _ in _pairs(args, records, grid.shape, vocab.free):
+        gt = load_frame(r)
+        pred = _tensor(labels, dev)
+        src = f"{r.token} (prediction for {r.path})"
+        gsem = _tensor(gt.semantics, dev)
+        if isinstance(metric, Occ3DMIoU):
+            metric.update(pred, gsem, gt.mask_camera, gt.mask_lidar, source=src)
+        else:
+            metric.update(pred, gsem, source=src)
+    res = metric.compute()
+    rows = [[name, _fmt(v)] for name, v in res.get("per_class", res.get("per_class_fraction", {})).items()]
+    return res, rows
+
+
+def _origins_by_token(records) -> dict:
+    from occ4d.data.index import group_by_scene
+    from occ4d.metrics import ray_origins
+
+    out = {}
+    for scene in group_by_scene(records).values():
+        e2g = [r.ego2global for r in scene]
+        l2e = [r.lidar2ego for r in scene]
+        for i, r in enumerate(scene):
+            out[r.token] = ray_origins(i, e2g, l2e, source=str(r.path))
+    return out
+
+
+def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
+    import torch
+
+    from occ4d.core.errors import DataError
+    from occ4d.data.index import load_frame
+    from occ4d.metrics import RayFlowMetric, RayIoU
+
+    records = _gt_records(args)
+    if any(r.extras.get("scanned") for r in records):
+        raise DataError(args.gt, "RayIoU needs each frame's ego2global and lidar2ego: give an info file, "
+                                 "not a bare folder of labels")
+    first = load_frame(records[0])
+    vocab, grid = first.vocab, first.grid
+    if flow:
+        variant = args.protocol or "tp@2m"
+        fp16 = variant.endswith("-fp16")
+        metric = RayFlowMetric(vocab, grid, backend=args.backend, mave=variant.removesuffix("-fp16"),
+                               fp16=fp16)
+    else:
+        metric = RayIoU(vocab, grid, backend=args.backend)
+    origins = _origins_by_token(records)
+    dev = torch.device(args.device)
+    for r, labels, pflow in _pairs(args, records, grid.shape, vocab.free, with_flow=flow):
+        gt = load_frame(r)
+        src = f"{r.token} (prediction for {r.path})"
+        pred = _tensor(labels, dev)
+        gsem = _tensor(gt.semantics, dev)
+        if flow:
+            if gt.flow is None:
+                raise DataError(r.path, "ground truth has no flow; flow evaluation needs OpenOcc v2 files")
+            metric.update(pred, gsem, origins[r.token], pflow, gt.flow, source=src)
+        else:
+            metric.update(pred, gsem, origins[r.token], source=src)
+    res = metric.compute()
+    rows = []
+    for name, per in res["per_class"].items():
+        row = [name, *(_fmt(v * 100) for v in per.values())]
+        if flow:
+            row.append(_fmt(res["per_class_AVE"].get(name, math.nan)))
+        rows.append(row)
+    return res, rows
+
+
+def eval_flow(args: EvalArgs) -> tuple[dict, list[list]]:
+    return eval_ray(args, flow=True)
+
+
+def _clip_files(folder: Path) -> dict[str, Path]:
+    from occ4d.core.errors import DataError
+
+    if not folder.is_dir():
+        raise DataError(folder, "folder not found")
+    return {p.stem: p for p in sorted(folder.glob("*.npz"))}
+
+
+def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
+    """Forecast clips in ``--pred`` against same-named ground-truth clips in ``--gt``; the frames
+    after each clip's ``current`` index are the forecast steps."""
+    import numpy as np
+    import torch
+
+    from occ4d.core.errors import DataError
+    from occ4d.io.clipfile import load_clip
+    from occ4d.metrics import ForecastMetric
+
+    gts = _clip_files(args.gt)
+    if not gts:
+        raise DataError(args.gt, "no ground-truth clip files (*.npz)")
+    preds = _clip_files(args.pred)
+    missing = sorted(set(gts) - set(preds))
+    if missing and not args.allow_missing:
+        raise DataError(args.pred, f"{len(missing)} ground-truth clip(s) have no forecast: {missing[:20]} "
+                                   "(use --allow-missing to score them as all-free)")
+    if missing:
+        args.notes.append(f"{len(missing)} missing forecast(s) scored as all-free: {missing[:20]}")
+    metric = None
+    dev = torch.device(args.device)
+    for name in _progress(sorted(gts), "evaluating"):
+        gt = load_clip(gts[name])
+        future = gt.semantics[gt.current + 1:]
+        if metric is None:
+            metric = ForecastMetric(args.protocol or "occworld", gt.vocab, gt.grid,
+                                    steps=len(future), hz=gt.hz)
+        if name in preds:
+            pred = load_clip(preds[name])
+            if len(pred) != len(gt) or pred.current != gt.current:
+                raise DataError(preds[name], f"forecast has {len(pred)} frames (current {pred.current}); "
+                                             f"ground truth {gts[name]} has {len(gt)} (current {gt.current})")
+            pf = pred.semantics[pred.current + 1:]
+        else:
+            pf = np.full_like(future, gt.vocab.free)
+        metric.update(torch.from_numpy(pf).to(dev), torch.from_numpy(future).to(dev), source=str(gts[name]))
+    res = metric.compute()
+    rows = [[h, _fmt(res[f"mIoU@{h}"]), _fmt(res[f"IoU@{h}"])] for h in metric.report]
+    rows.append(["avg", _fmt(res["mIoU_avg"]), _fmt(res["IoU_avg"])])
+    return res, rows
+
+
+HANDLERS: dict[str, Callable[[EvalArgs], tuple[dict, list[list]]]] = {
+    "occ": eval_occ,
+    "ray": eval_ray,
+    "flow": eval_flow,
+    "forecast": eval_forecast,
+}
+HEADERS: dict[str, list[str]] = {
+    "occ": ["class", "IoU"],
+    "ray": ["class", "RayIoU@1", "RayIoU@2", "RayIoU@4"],
+    "flow": ["class", "RayIoU@1", "RayIoU@2", "RayIoU@4", "AVE (m/s)"],
+    "forecast": ["horizon", "mIoU", "IoU"],
+}
+EvalKind = Literal[tuple(HANDLERS)]  # type: ignore[valid-type]
+
+
+# --------------------------------------------------------------------------------------------
+# output
+
+
+def _fmt(v) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+
+def _jsonable(obj):
+    """NaN -> None so the file is valid JSON; everything else unchanged."""
+    if isinstance(obj, float):
+        return None if math.isnan(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _summary(res: dict) -> list[tuple[str, str]]:
+    keys = [k for k, v in res.items() if isinstance(v, (int, float)) and k not in ("samples", "windows")]
+    return [(k, f"{res[k]:.4f}" if isinstance(res[k], float) else str(res[k])) for k in keys]
+
+
+def evaluate(
+    kind: Positional[EvalKind],
+    pred: Path,
+    gt: Path,
+    mask: MASKS = "camera",
+    protocol: str | None = None,
+    json: Path | None = None,
+    allow_missing: bool = False,
+    split: str | None = None,
+    backend: Literal["auto", "numba", "torch"] = "auto",
+    device: str = "cpu",
+) -> dict:
+    """Score predictions against ground truth with an official protocol and print a per-class table.
+
+    Args:
+        kind: occ (voxel mIoU), ray (RayIoU), flow (RayIoU + mAVE + Occ Score), forecast (OccWorld).
+        pred: predictions: <token>.npz (key arr_0 or pred) or [gts/]<scene>/<token>/labels.npz;
+            for forecast, a folder of forecast clip files.
+        gt: ground truth: a data root with an info file, an info .pkl, or a folder of gts; for
+            forecast, a folder of ground-truth clip files with the same names.
+        mask: occ only: camera (official), lidar, none, or camera_lidar (a paper variant).
+        protocol: occ: absent-gt-nan (SparseOcc's old variant); flow: tp@2m (default),
+            all-valid-rays, all-valid-rays-fp16; forecast: occworld (default) or strict.
+        json: write every figure, with the protocol's name, to this file (atomic).
+        allow_missing: score ground-truth tokens without a prediction as all-free (and say so).
+        split: pick the info file / scenes of this split (e.g. val).
+        backend: RayIoU ray casting: numba (CPU), torch, or auto (torch on CUDA devices).
+        device: where the metric accumulates (cpu, cuda, cuda:1 ...).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from occ4d.core.errors import DataError
+    from occ4d.io.atomic import write_json
+
+    args = EvalArgs(pred=Path(pred), gt=Path(gt), mask=mask, protocol=protocol, allow_missing=allow_missing,
+                    split=split, backend=backend, device=device)
+    console = Console()
+    try:
+        res, rows = HANDLERS[kind](args)
+    except DataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise SystemExit(2) from e
+    table = Table(title=f"occ4d eval {kind} — {res['protocol']}")
+    for h in HEADERS.get(kind, ["name", "value"]):
+        table.add_column(h, justify="left" if h in ("class", "horizon") else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    for k, v in _summary(res):
+        console.print(f"{k}: {v}")
+    for note in args.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    report = {"kind": kind, "protocol": res["protocol"], "pred": str(pred), "gt": str(gt),
+              "notes": args.notes, "results": res}
+    if json is not None:
+        write_json(json, _jsonable(report))
+        console.print(f"wrote {json}")
+    return report
+
