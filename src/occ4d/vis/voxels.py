@@ -149,7 +149,7 @@ def camera_view(view: str = "bev", grid: GridSpec = OCC3D, azimuth: float = 225.
         height = half / np.tan(np.radians(15.0)) * 1.04 + hi[2]
         return CameraView((0.0, 0.0, height), (0.0, 0.0, ground), (1.0, 0.0, 0.0), 30.0)
     if view == "chase":
-        return CameraView((-0.45 * half, 0.0, 0.3 * half), (0.4 * half, 0.0, ground), (0.0, 0.0, 1.0), 60.0)
+        return CameraView((-0.4 * half, 0.0, 0.3 * half), (0.5 * half, 0.0, ground), (0.0, 0.0, 1.0), 55.0)
     if view == "orbit":
         a, e = np.radians(azimuth), np.radians(elevation)
         r = 2.2 * half
@@ -228,19 +228,21 @@ class VoxelRenderer:
             mesh = pv.PolyData(points, faces=faces.ravel())
             mesh.cell_data["rgb"] = cols
             self._actors.append(self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, lighting=False,
-                                                      show_scalar_bar=False, reset_camera=False))
+                                                      show_scalar_bar=False, reset_camera=False,
+                                                      render=False))
         if path_xy is not None and len(path_xy) >= 2:
-            z = 0.15
+            z = 0.6  # above the road surface voxels (their tops are at about +0.2 m)
             line = pv.lines_from_points(np.column_stack([path_xy, np.full(len(path_xy), z)]))
             self._actors.append(self.plotter.add_mesh(line, color=[c / 255 for c in TRAJ_COLOUR],
-                                                      line_width=4, lighting=False, reset_camera=False))
+                                                      line_width=4, lighting=False, reset_camera=False,
+                                                      render=False))
             dots = pv.PolyData(np.column_stack([path_xy, np.full(len(path_xy), z)]))
             self._actors.append(self.plotter.add_mesh(dots, color=[c / 255 for c in TRAJ_COLOUR],
                                                       point_size=9, render_points_as_spheres=False,
-                                                      lighting=False, reset_camera=False))
+                                                      lighting=False, reset_camera=False, render=False))
         cam = view if isinstance(view, CameraView) else camera_view(view, self.grid, azimuth)
         self.set_camera(cam)
-        self.plotter.render()
+        self.plotter.render()  # screenshot() alone may return the previous picture
         img = self.plotter.screenshot(return_img=True)
         return np.ascontiguousarray(np.asarray(img)[:, :, :3], dtype=np.uint8)
 
