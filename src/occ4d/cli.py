@@ -14,6 +14,9 @@ import sys
 COMMANDS: dict[str, str] = {
     "demo": "occ4d.commands.demo:demo",
     "eval": "occ4d.commands.eval:evaluate",
+    "convert": "occ4d.commands.convert:convert",
+    "render": "occ4d.commands.render:render",
+    "report": "occ4d.commands.report:report",
 }
 
 
