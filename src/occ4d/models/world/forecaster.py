@@ -101,8 +101,7 @@ class OccForecaster(nn.Module):
             raise ValueError(f"expected {self.config.frames} frames, got {occ.shape[1]}")
         if self.config.mode == "e2e":
             q = self.codec.tokenizer.encode(occ)
-            mean, std = self.codec._shape(q.latent)
-            z = (q.latent - mean) / std
+            z = self.codec.normalise(q.latent)
             logits = self.codec.tokenizer.decode(q.latent, occ.shape[1])
             recon = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), occ.long().reshape(-1))
             extra = recon + q.loss

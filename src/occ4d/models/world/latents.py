@@ -22,10 +22,11 @@ class LatentCodec(nn.Module):
     mode, where the encoder learns together with the world model.
     """
 
-    def __init__(self, tokenizer: OccTokenizer, *, trainable: bool = False):
+    def __init__(self, tokenizer: OccTokenizer, *, trainable: bool = False, momentum: float = 0.05):
         super().__init__()
         self.tokenizer = tokenizer
         self.trainable = trainable
+        self.momentum = momentum
         c = tokenizer.config.latent_dim
         self.register_buffer("mean", torch.zeros(c))
         self.register_buffer("std", torch.ones(c))
@@ -73,12 +74,26 @@ class LatentCodec(nn.Module):
         self.std.copy_(std.float().clamp_min(1e-3))
         self.fitted.fill_(True)
 
+    def normalise(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw latent (B, C, ...) -> standardised latent.
+
+        While an end-to-end model trains, the encoder moves, so the statistics follow it as an
+        exponential moving average of the batch statistics (as batch norm's running stats do);
+        otherwise the diffusion target would drift in scale.
+        """
+        if self.trainable and self.training:
+            with torch.no_grad():
+                z = latent.detach().double().transpose(0, 1).reshape(latent.shape[1], -1)
+                self.mean.lerp_(z.mean(1).float(), self.momentum)
+                self.std.lerp_(z.std(1).float().clamp_min(1e-3), self.momentum)
+        mean, std = self._shape(latent)
+        return (latent - mean) / std
+
     def encode(self, occ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, X, Y, Z) ids -> (normalised latent (B, C, t, h, w), tokenizer's bottleneck loss)."""
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             q = self.tokenizer.encode(occ)
-        mean, std = self._shape(q.latent)
-        return (q.latent - mean) / std, q.loss
+        return self.normalise(q.latent), q.loss
 
     def decode_logits(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         """Normalised latent -> per-voxel logits (B, T, X, Y, Z, classes)."""

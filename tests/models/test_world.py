@@ -1,0 +1,250 @@
+"""World models at reduced size: build, train a few steps, sample deterministically, baselines."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from occ4d.core.grid import OCC3D
+from occ4d.core.vocab import Occ3D
+from occ4d.diffusion import DiffusionConfig
+from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig
+from occ4d.models.world import (
+    AutoregressiveConfig,
+    CopyLast,
+    DiTConfig,
+    EgoWarp,
+    ForecasterConfig,
+    GeneratorConfig,
+    LatentCodec,
+    OccAutoregressive,
+    OccDiT,
+    OccForecaster,
+    OccGenerator,
+    Planner,
+    PlannerConfig,
+    warp_grid,
+)
+from occ4d.models.world.embed import extend_traj, rebase_traj
+
+FREE = int(Occ3D.FREE)
+GRID = (16, 16, 4)
+
+
+def tiny_tokenizer(seed: int = 0) -> OccTokenizer:
+    torch.manual_seed(seed)
+    cfg = TokenizerConfig(
+        grid=GRID,
+        channels=8,
+        channel_mult=(1, 2),
+        spatial_down=1,
+        num_res_blocks=1,
+        latent_dim=4,
+        codebook_size=16,
+        expansion=2,
+        mid_attention=False,
+    )
+    tok = OccTokenizer(cfg)
+    # One training-mode pass initialises the VQ codebook from data, as a trained tokenizer's is.
+    tok(torch.randint(0, 18, (2, 2, *GRID), generator=torch.Generator().manual_seed(seed)))
+    return tok.eval()
+
+
+def tiny_dit(frames: int) -> DiTConfig:
+    return DiTConfig(
+        latent_channels=4,
+        latent_size=(frames, 8, 8),
+        traj_frames=frames,
+        patch=(1, 2, 2),
+        hidden=48,
+        depth=2,
+        heads=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    occ = torch.randint(0, 18, (2, 10, *GRID), generator=g).to(torch.uint8)
+    occ[:, :, :, :, 0] = int(Occ3D.DRIVEABLE_SURFACE)
+    traj = torch.cumsum(torch.rand(2, 10, 3, generator=g) * torch.tensor([2.0, 0.2, 0.05]), 1)
+    return occ, rebase_traj(traj, 3)
+
+
+def codec_for(occ, trainable=False):
+    codec = LatentCodec(tiny_tokenizer(), trainable=trainable)
+    codec.fit([occ[:, :4]])
+    return codec
+
+
+def train_steps(model, loss_fn, steps=8, lr=3e-3):
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for i in range(steps):
+        loss, _ = loss_fn(torch.Generator().manual_seed(i % 2))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def test_dit_starts_at_zero_and_checks_shapes():
+    dit = OccDiT(tiny_dit(4))
+    x = torch.randn(2, 4, 4, 8, 8)
+    out = dit(x, torch.tensor([3, 900]), traj=torch.zeros(2, 4, 3))
+    assert out.shape == x.shape and torch.all(out == 0)  # adaLN-Zero: the network starts at 0
+    with pytest.raises(ValueError, match="latents"):
+        dit(torch.randn(2, 4, 3, 8, 8), torch.tensor([1, 2]), traj=torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match="multiple of 6"):
+        DiTConfig(hidden=50, heads=2)
+    # Odd latent sizes are padded to the patch and cropped back.
+    odd = OccDiT(
+        DiTConfig(
+            latent_channels=3,
+            latent_size=(2, 5, 7),
+            traj_frames=4,
+            patch=(1, 2, 2),
+            hidden=24,
+            depth=1,
+            heads=2,
+            context=False,
+        )
+    )
+    assert odd(torch.randn(1, 3, 2, 5, 7), torch.tensor([5]), traj=torch.zeros(1, 4, 3)).shape == (
+        1,
+        3,
+        2,
+        5,
+        7,
+    )
+
+
+def test_generator_trains_and_samples_deterministically(data):
+    occ, traj = data
+    gen = OccGenerator(GeneratorConfig(dit=tiny_dit(4), frames=4), codec_for(occ))
+    losses = train_steps(gen, lambda g: gen.loss(occ[:, :4], traj[:, :4], g))
+    assert losses[-1] < losses[0]
+    gen.eval()
+    kw = dict(sampler="ddim", steps=3, frames=4)
+    a = gen.generate(traj[:, :4], generator=torch.Generator().manual_seed(7), **kw)
+    b = gen.generate(traj[:, :4], generator=torch.Generator().manual_seed(7), **kw)
+    c = gen.generate(traj[:, :4], generator=torch.Generator().manual_seed(8), **kw)
+    assert a.shape == (2, 4, *GRID) and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # The trajectory is a real input: a different one changes the sample from the same noise.
+    other = gen.generate(torch.zeros(2, 4, 3), generator=torch.Generator().manual_seed(7), **kw)
+    assert not torch.equal(a, other)
+
+
+def test_generator_sliding_window_keeps_known_frames(data):
+    occ, traj = data
+    gen = OccGenerator(GeneratorConfig(dit=tiny_dit(4), frames=4), codec_for(occ)).eval()
+    train_steps(gen, lambda g: gen.loss(occ[:, :4], traj[:, :4], g), steps=2)
+    long = gen.generate(traj[:, :3], frames=9, generator=torch.Generator().manual_seed(0), steps=2)
+    assert long.shape == (2, 9, *GRID)
+    ctx = torch.randn(2, 4, 4, 8, 8)
+    z = gen.sample_latents(
+        rebase_traj(traj[:, :4], 0), generator=torch.Generator().manual_seed(0), steps=2, context=ctx, known=2
+    )
+    assert torch.equal(z[:, :, :2], ctx[:, :, -2:])
+    with pytest.raises(ValueError, match="context=True"):
+        GeneratorConfig(
+            dit=DiTConfig(
+                latent_channels=4,
+                latent_size=(4, 8, 8),
+                traj_frames=4,
+                patch=(1, 2, 2),
+                hidden=48,
+                depth=1,
+                heads=2,
+                context=False,
+            ),
+            frames=4,
+        )
+
+
+@pytest.mark.parametrize("mode", ["frozen", "e2e"])
+def test_forecaster_modes(data, mode):
+    occ, traj = data
+    codec = codec_for(occ, trainable=mode == "e2e")
+    before = {k: v.clone() for k, v in codec.tokenizer.state_dict().items()}
+    fc = OccForecaster(
+        ForecasterConfig(dit=tiny_dit(10), mode=mode, diffusion=DiffusionConfig(prediction="v_prediction")),
+        codec,
+    )
+    fc.train()
+    losses = train_steps(fc, lambda g: fc.loss(occ, traj, g))
+    assert losses[-1] < losses[0]
+    after = codec.tokenizer.state_dict()
+    changed = any(not torch.equal(before[k], after[k]) for k in before)
+    assert changed == (mode == "e2e")  # frozen: not even the VQ codebook's EMA buffers move
+    fc.eval()
+    a = fc.forecast(occ[:, :4], traj, generator=torch.Generator().manual_seed(1), steps=3)
+    b = fc.forecast(occ[:, :4], traj, generator=torch.Generator().manual_seed(1), steps=3)
+    assert a.shape == (2, 6, *GRID) and torch.equal(a, b)
+    with pytest.raises(ValueError, match="trainable"):
+        OccForecaster(ForecasterConfig(dit=tiny_dit(10), mode="e2e"), codec_for(occ, trainable=False))
+
+
+def test_autoregressive_trains_and_rolls_out(data):
+    occ, traj = data
+    ar = OccAutoregressive(
+        AutoregressiveConfig(token_size=(8, 8), vocab_size=16, hidden=32, depth=2, heads=2), codec_for(occ)
+    )
+    losses = train_steps(ar, lambda g: ar.loss(occ, traj), steps=10)
+    assert losses[-1] < losses[0]
+    out = ar.forecast(occ[:, :4], traj)
+    assert out.shape == (2, 6, *GRID) and torch.equal(out, ar.forecast(occ[:, :4], traj))
+    # Causality: the first predicted frame does not depend on trajectory rows after it.
+    t2 = traj.clone()
+    t2[:, 6:] += 5.0
+    ids = ar.tokens(occ[:, :4])
+    assert torch.equal(ar.logits(ids, traj[:, :5]), ar.logits(ids, t2[:, :5]))
+
+
+def test_planner_learns(data):
+    occ, traj = data
+    pl = Planner(PlannerConfig(channels=8, levels=2))
+    losses = train_steps(pl, lambda g: pl.loss(occ[:, :4], traj), steps=15, lr=1e-2)
+    assert losses[-1] < 0.5 * losses[0]
+    plan = pl.plan(occ[:, :4], traj[:, :4])
+    assert plan.shape == (2, 10, 3) and torch.equal(plan[:, :4], traj[:, :4].float())
+
+
+def test_warp_grid_on_a_hand_built_grid():
+    occ = torch.full((1, *OCC3D.shape), FREE, dtype=torch.uint8)
+    occ[0, 120, 100, 3] = int(Occ3D.CAR)  # centre x = 8.2 m, y = 0.2 m
+    # 4 m forward: the car is 4 m closer, 10 voxels lower in x.
+    fwd = warp_grid(occ, torch.tensor([[4.0, 0.0, 0.0]]))
+    assert fwd[0, 110, 100, 3] == int(Occ3D.CAR) and (fwd != FREE).sum() == 1
+    # Turned 90 degrees left in place: what was ahead is now on the right (negative y).
+    left = warp_grid(occ, torch.tensor([[0.0, 0.0, math.pi / 2]]))
+    idx = (left[0] != FREE).nonzero()
+    assert idx.tolist() == [[100, 79, 3]]  # x = 0.2 m, y = -8.2 m
+    # Moving 50 m ahead leaves nothing known: everything is free.
+    assert torch.all(warp_grid(occ, torch.tensor([[50.0, 0.0, 0.0]])) == FREE)
+
+
+def test_baselines_share_the_forecast_call():
+    past = torch.full((1, 4, *OCC3D.shape), FREE, dtype=torch.uint8)
+    past[0, -1, 120, 100, 3] = int(Occ3D.CAR)
+    traj = torch.zeros(1, 10, 3)
+    traj[0, 4:, 0] = torch.arange(1, 7) * 2.0  # 2 m per step forward
+    copy = CopyLast().forecast(past, traj)
+    assert copy.shape == (1, 6, *OCC3D.shape) and torch.equal(copy[0, 5], past[0, -1])
+    warp = EgoWarp().forecast(past, traj)
+    for k in range(6):
+        assert warp[0, k, 120 - 5 * (k + 1), 100, 3] == int(Occ3D.CAR)
+
+
+def test_trajectory_helpers():
+    traj = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, math.pi / 2], [1.0, 1.0, math.pi / 2]]])
+    r = rebase_traj(traj, 1)
+    assert torch.allclose(r[0, 1], torch.zeros(3), atol=1e-6)
+    assert torch.allclose(r[0, 2], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(r[0, 0], torch.tensor([0.0, 1.0, -math.pi / 2]), atol=1e-6)
+    ext = extend_traj(torch.tensor([[[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]]), 5)
+    assert torch.allclose(ext[0, :, 0], torch.tensor([0.0, 2.0, 4.0, 6.0, 8.0]))
