@@ -77,16 +77,24 @@ def cast_numba(occupied: np.ndarray, origins: np.ndarray, directions: np.ndarray
 
 
 def cast_torch(occupied: torch.Tensor, origins: np.ndarray, directions: np.ndarray,
-               grid: GridSpec = OCC3D, compact_every: int = 8) -> RayHits:
-    """The same walk as tensor operations over all rays at once, on ``occupied``'s device.
+               grid: GridSpec = OCC3D) -> RayHits:
+    """The same walk as tensor operations over all rays at once, on ``occupied``'s device."""
+    o_vox, e_vox = voxel_space(origins, directions, grid)
+    depth, vox = walk_torch(occupied, o_vox, e_vox)
+    return RayHits(depth * torch.tensor(grid.voxel_size[0], dtype=torch.float32), vox)
 
-    Each iteration advances every unfinished ray by one voxel; finished rays are dropped from
-    the working set every ``compact_every`` iterations.
+
+def walk_torch(occupied: torch.Tensor, o_vox: np.ndarray, e_vox: np.ndarray,
+               compact_every: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Walk rays (T origins x R endpoints, voxel units) through bool ``occupied[x, y, z]``.
+
+    Returns depth (T*R,) float32 in voxel units (-1 if the ray never enters the grid) and the hit
+    voxel (T*R, 3) int64. Each iteration advances every unfinished ray by one voxel; finished
+    rays leave the working set every ``compact_every`` iterations.
     """
     dev = occupied.device
     occ = occupied.to(torch.bool).contiguous()
     dims = torch.tensor(occ.shape, device=dev, dtype=torch.int64)
-    o_vox, e_vox = voxel_space(origins, directions, grid)
     n_orig, n_rays = e_vox.shape[:2]
     n = n_orig * n_rays
     xo = torch.from_numpy(o_vox).to(dev, torch.float64).repeat_interleave(n_rays, 0)  # (N, 3)
@@ -142,8 +150,7 @@ def cast_torch(occupied: torch.Tensor, origins: np.ndarray, directions: np.ndarr
             was_inside, last_d, last_v, active = was_inside[keep], last_d[keep], last_v[keep], active[keep]
             if ids.numel() == 0:
                 break
-    depth = out_depth.to(torch.float32) * torch.tensor(grid.voxel_size[0], dtype=torch.float32)
-    return RayHits(depth, out_vox)
+    return out_depth.to(torch.float32), out_vox
 
 
 def cast(occupied, origins: np.ndarray, directions: np.ndarray, grid: GridSpec = OCC3D,
