@@ -169,7 +169,7 @@ def test_one_voxel_shift_passes_depth_but_fails_class():
     m.reset()
     m.update(_wall(153, Occ3D.CAR), gt, LIDAR)  # 1.2 m further: (almost) all fail 1 m only
     three = m.compute()["per_class"]["car"]
-    assert three["@1"] < 0.1 and three["@2"] == three["@4"] > 0.8
+    assert three["@1"] < 0.1 and three["@2"] == three["@4"] > 0.7
 
 
 def test_labels_above_free_count_as_occupied():
