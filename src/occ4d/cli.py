@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "convert": "occ4d.commands.convert:convert",
     "render": "occ4d.commands.render:render",
     "report": "occ4d.commands.report:report",
+    "train": "occ4d.commands.train:train",
 }
 
 

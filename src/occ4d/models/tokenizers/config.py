@@ -14,7 +14,8 @@ class TokenizerConfig:
     Z cells are folded into channels (OccWorld). ``backbone="2d"`` encodes every frame alone;
     ``"3d"`` convolves over (T, X, Y) (OccSora). Level i of the encoder halves X and Y when
     ``i < spatial_down`` and T when ``i < temporal_down``, so the compression ratio of
-    PROTOCOLS §4 (T·X·Y over t·x·y, channels ignored) is about 4^spatial_down · 2^temporal_down.
+    PROTOCOLS §4 (T·X·Y over t·x·y, channels ignored) is about 4^spatial_down · 2^temporal_down
+    times the patch volume of the stem (``patch``).
     """
 
     backbone: Literal["2d", "3d"] = "2d"
@@ -26,6 +27,7 @@ class TokenizerConfig:
     channel_mult: tuple[int, ...] = (1, 2, 4)
     spatial_down: int = 2
     temporal_down: int = 0
+    patch: tuple[int, int, int] = (1, 1, 1)  # (t, x, y) patch embedding; 1s = full-res 3x3 conv
     num_res_blocks: int = 2
     attn_levels: tuple[int, ...] = ()
     mid_attention: bool = True
@@ -43,6 +45,7 @@ class TokenizerConfig:
     # loss
     class_balanced: bool = False
     quant_weight: float = 1.0
+    train_crop: int = 0  # train on random train_crop x train_crop windows (0: whole grid)
 
     def __post_init__(self) -> None:
         levels = len(self.channel_mult)
@@ -53,14 +56,20 @@ class TokenizerConfig:
         if not 0 <= self.spatial_down < levels or not 0 <= self.temporal_down < levels:
             raise ValueError(f"spatial_down ({self.spatial_down}) and temporal_down ({self.temporal_down}) "
                              f"must be below the number of levels ({levels})")
-        if self.backbone == "2d" and self.temporal_down:
+        if self.backbone == "2d" and (self.temporal_down or self.patch[0] != 1):
             raise ValueError("a 2d (per-frame) backbone cannot downsample time; use backbone='3d'")
+        if len(self.patch) != 3 or min(self.patch) < 1:
+            raise ValueError(f"patch must be three sizes >= 1 (t, x, y), got {self.patch}")
         if len(self.grid) != 3 or min(self.grid) <= 0:
             raise ValueError(f"grid must be three positive sizes (X, Y, Z), got {self.grid}")
         if min(self.channel_mult) <= 0 or self.channels <= 0 or self.latent_dim <= 0 or self.expansion <= 0:
             raise ValueError("channels, channel_mult, latent_dim and expansion must be positive")
         if any(not 0 <= a < levels for a in self.attn_levels):
             raise ValueError(f"attn_levels {self.attn_levels} must be levels 0..{levels - 1}")
+        attention = bool(self.attn_levels) or self.mid_attention
+        if self.train_crop and (attention or self.train_crop % self.spatial_stride):
+            raise ValueError("train_crop needs a purely convolutional model (no attention) and a crop "
+                             f"that is a multiple of the spatial stride {self.spatial_stride}")
         if self.bottleneck == "vq" and self.codebook_size < 2:
             raise ValueError("a VQ codebook needs at least 2 codes")
         if self.bottleneck == "fsq" and (not self.fsq_levels or min(self.fsq_levels) < 3):
@@ -74,6 +83,16 @@ class TokenizerConfig:
             s = 2 if i < self.spatial_down else 1
             out.append((2 if i < self.temporal_down else 1, s, s) if self.backbone == "3d" else (s, s))
         return tuple(out)
+
+    @property
+    def spatial_stride(self) -> int:
+        """Total downsampling of X (and Y): patch times 2^spatial_down."""
+        return self.patch[1] * 2 ** self.spatial_down
+
+    @property
+    def stem(self) -> tuple[int, ...]:
+        """The patch of the stem over the backbone's axes: (x, y) for 2d, (t, x, y) for 3d."""
+        return tuple(self.patch[1:]) if self.backbone == "2d" else tuple(self.patch)
 
     @property
     def vocab_size(self) -> int:

@@ -48,19 +48,24 @@ class OccTokenizer(nn.Module):
             self.quantizer = GaussianBottleneck(dim=cfg.latent_dim, kl_weight=cfg.kl_weight)
         common = dict(dims=dims, channels=cfg.channels, channel_mult=cfg.channel_mult,
                       num_res_blocks=cfg.num_res_blocks, attn_levels=cfg.attn_levels,
-                      mid_attention=cfg.mid_attention, dropout=cfg.dropout)
+                      mid_attention=cfg.mid_attention, dropout=cfg.dropout, patch=cfg.stem)
         self.encoder = ConvEncoder(in_channels=z * cfg.expansion, factors=cfg.factors,
                                    z_channels=self.quantizer.in_channels, **common)
         self.decoder = ConvDecoder(out_channels=z * cfg.expansion, z_channels=cfg.latent_dim, **common)
 
     # -- shapes ---------------------------------------------------------------------------------
-    def _size(self, frames: int) -> tuple[int, ...]:
-        x, y, _ = self.config.grid
+    def _size(self, frames: int, xy: tuple[int, int] | None = None) -> tuple[int, ...]:
+        x, y = xy or self.config.grid[:2]
         return (x, y) if self.config.backbone == "2d" else (frames, x, y)
+
+    def _level_sizes(self, frames: int, xy: tuple[int, int] | None = None) -> list[tuple[int, ...]]:
+        size = self._size(frames, xy)
+        patched = tuple(-(-n // p) for n, p in zip(size, self.config.stem, strict=True))
+        return level_sizes(patched, self.config.factors)
 
     def latent_shape(self, frames: int) -> tuple[int, int, int]:
         """(t, x, y) of the latent of a ``frames``-long clip (t = frames for per-frame models)."""
-        s = level_sizes(self._size(frames), self.config.factors)[-1]
+        s = self._level_sizes(frames)[-1]
         return (frames, *s) if self.config.backbone == "2d" else tuple(s)  # type: ignore[return-value]
 
     def compression_ratio(self, frames: int) -> float:
@@ -71,10 +76,15 @@ class OccTokenizer(nn.Module):
 
     # -- encode / decode ------------------------------------------------------------------------
     def encode(self, occ: torch.Tensor) -> Bottleneck:
-        """occ (B, T, X, Y, Z) integer class ids -> bottleneck with latent (B, C, t, x, y)."""
+        """occ (B, T, X, Y, Z) integer class ids -> bottleneck with latent (B, C, t, x, y).
+
+        X and Y may differ from ``config.grid`` (the network is convolutional: training on
+        crops uses this); Z must match, since the height is folded into channels.
+        """
         b, t = occ.shape[:2]
-        if tuple(occ.shape[2:]) != tuple(self.config.grid):
-            raise ValueError(f"tokenizer built for grid {self.config.grid}, got input {tuple(occ.shape)}")
+        if occ.ndim != 5 or occ.shape[-1] != self.config.grid[2]:
+            raise ValueError(f"expected (B, T, X, Y, {self.config.grid[2]}) class ids, "
+                             f"got {tuple(occ.shape)}")
         h = self.class_embed(occ.long())  # (B, T, X, Y, Z, E)
         if self.config.backbone == "2d":
             h = rearrange(h, "b t x y z e -> (b t) (z e) x y")
@@ -87,20 +97,22 @@ class OccTokenizer(nn.Module):
                 q.indices = rearrange(q.indices, "(b t) x y -> b t x y", b=b, t=t)
         return q
 
-    def decode(self, latent: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+    def decode(self, latent: torch.Tensor, frames: int | None = None,
+               xy: tuple[int, int] | None = None) -> torch.Tensor:
         """latent (B, C, t, x, y) -> logits (B, T, X, Y, Z, C_cls).
 
         ``frames`` is the clip length to reconstruct (default: t for per-frame models, and
-        t · 2^temporal_down for 4D ones).
+        t · 2^temporal_down · patch_t for 4D ones); ``xy`` the grid size (default config.grid).
         """
         b, _, t = latent.shape[:3]
-        frames = frames or (t if self.config.backbone == "2d" else t * 2 ** self.config.temporal_down)
-        sizes = level_sizes(self._size(frames), self.config.factors)
-        if self.config.backbone == "2d":
-            h = self.decoder(rearrange(latent, "b c t x y -> (b t) c x y"), sizes)
-            h = rearrange(h, "(b t) (z e) x y -> b t x y z e", b=b, e=self.config.expansion)
+        cfg = self.config
+        frames = frames or (t if cfg.backbone == "2d" else t * 2 ** cfg.temporal_down * cfg.patch[0])
+        sizes, full = self._level_sizes(frames, xy), self._size(frames, xy)
+        if cfg.backbone == "2d":
+            h = self.decoder(rearrange(latent, "b c t x y -> (b t) c x y"), sizes, full)
+            h = rearrange(h, "(b t) (z e) x y -> b t x y z e", b=b, e=cfg.expansion)
         else:
-            h = self.decoder(latent, sizes)
+            h = self.decoder(latent, sizes, full)
             h = rearrange(h, "b (z e) t x y -> b t x y z e", e=self.config.expansion)
         return h @ self.class_embed.weight.t()  # (B, T, X, Y, Z, classes)
 
@@ -112,7 +124,7 @@ class OccTokenizer(nn.Module):
 
     def forward(self, occ: torch.Tensor) -> TokenizerOutput:
         q = self.encode(occ)
-        return TokenizerOutput(self.decode(q.latent, occ.shape[1]), q)
+        return TokenizerOutput(self.decode(q.latent, occ.shape[1], tuple(occ.shape[2:4])), q)
 
     @torch.no_grad()
     def reconstruct(self, occ: torch.Tensor) -> torch.Tensor:
@@ -132,9 +144,29 @@ def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tens
     return w / w.mean()
 
 
-def tokenizer_loss(model: OccTokenizer, occ: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy reconstruction (optionally class-balanced) plus the bottleneck's term."""
-    cfg = model.config
+def random_crop(occ: torch.Tensor, size: int, multiple: int) -> torch.Tensor:
+    """A random ``size`` x ``size`` window of (B, T, X, Y, Z), its corner on a ``multiple`` grid.
+
+    Aligning the corner to the total downsampling keeps crops on the token lattice. Uses torch's
+    generator, which the training loop reseeds from (seed, rank, step).
+    """
+    x, y = occ.shape[2:4]
+    if size <= 0 or size >= min(x, y):
+        return occ
+    cx = int(torch.randint(0, (x - size) // multiple + 1, ())) * multiple
+    cy = int(torch.randint(0, (y - size) // multiple + 1, ())) * multiple
+    return occ[:, :, cx:cx + size, cy:cy + size]
+
+
+def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy reconstruction (optionally class-balanced) plus the bottleneck's term.
+
+    ``model`` may be wrapped (DDP), so the settings come from ``cfg``. With ``cfg.train_crop``
+    the loss is computed on a random crop (fully convolutional designs only).
+    """
+    if cfg.train_crop:
+        occ = random_crop(occ, cfg.train_crop, cfg.spatial_stride)
     out = model(occ)
     target = occ.long().reshape(-1)
     weight = balanced_class_weights(target, cfg.num_classes) if cfg.class_balanced else None

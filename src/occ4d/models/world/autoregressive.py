@@ -145,6 +145,10 @@ class OccAutoregressive(nn.Module):
         """(B, T, X, Y, Z) -> token ids (B, T, h, w) from the frozen tokenizer."""
         return self.codec.tokenizer.encode(occ).indices
 
+    def forward(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+        """The training loss (so that a DDP wrapper sees it as the forward pass)."""
+        return self.loss(occ, traj, generator)
+
     def loss(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
         """Teacher-forced next-frame token cross-entropy over every transition of the clip."""
         ids = self.tokens(occ)

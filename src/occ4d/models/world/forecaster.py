@@ -93,6 +93,10 @@ class OccForecaster(nn.Module):
 
         return den
 
+    def forward(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+        """The training loss (so that a DDP wrapper sees it as the forward pass)."""
+        return self.loss(occ, traj, generator)
+
     def loss(
         self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict]:

@@ -72,6 +72,10 @@ class OccGenerator(nn.Module):
         frames = torch.arange(t, device=generator.device)[None]
         return (frames < k[:, None]).float().reshape(b, 1, t, 1, 1).to(device)
 
+    def forward(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+        """The training loss (so that a DDP wrapper sees it as the forward pass)."""
+        return self.loss(occ, traj, generator)
+
     def loss(
         self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict]:

@@ -75,20 +75,24 @@ class Planner(nn.Module):
         )
         return torch.cumsum(steps, dim=1)
 
-    def loss(self, past_occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
-        """traj (B, past + future, 3) relative to the current frame (row past - 1)."""
-        cfg = self.config
-        pred = self(past_occ[:, : cfg.past], traj[:, : cfg.past])
-        gt = traj[:, cfg.past : cfg.past + cfg.future].float()
+    def criterion(self, pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """L1 on x, y plus weighted L1 on yaw, for pred and gt future rows (B, future, 3)."""
+        gt = gt.float()
         l_xy = F.l1_loss(pred[..., :2], gt[..., :2])
         l_yaw = F.l1_loss(pred[..., 2], gt[..., 2])
-        loss = l_xy + cfg.yaw_weight * l_yaw
+        loss = l_xy + self.config.yaw_weight * l_yaw
         l2 = (pred[..., :2] - gt[..., :2]).norm(dim=-1).mean()
         return loss, {
             "l1_xy": float(l_xy.detach()),
             "l1_yaw": float(l_yaw.detach()),
             "l2": float(l2.detach()),
         }
+
+    def loss(self, past_occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+        """traj (B, past + future, 3) relative to the current frame (row past - 1)."""
+        cfg = self.config
+        pred = self(past_occ[:, : cfg.past], traj[:, : cfg.past])
+        return self.criterion(pred, traj[:, cfg.past : cfg.past + cfg.future])
 
     @torch.no_grad()
     def plan(self, past_occ: torch.Tensor, past_traj: torch.Tensor) -> torch.Tensor:

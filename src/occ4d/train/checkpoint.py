@@ -1,0 +1,122 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON, both written atomically.
+
+A checkpoint of step N is ``ckpt-<N>.safetensors`` (model, EMA and optimiser tensors under the
+prefixes ``model.``, ``ema.``, ``optim.``) plus ``ckpt-<N>.json`` (config, step, samples seen,
+seed, optimiser hyper-parameters, logs). The JSON is written last, so a checkpoint exists only
+once both files are complete; a run killed mid-write leaves the previous checkpoint intact.
+Nothing is ever unpickled: loading reads tensors and JSON only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from occ4d.core.errors import DataError
+from occ4d.io.atomic import atomic_path, write_json
+
+_NAME = re.compile(r"^ckpt-(\d{8})\.json$")
+
+
+def checkpoint_paths(run_dir: str | Path, step: int) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    return run_dir / f"ckpt-{step:08d}.safetensors", run_dir / f"ckpt-{step:08d}.json"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[int]:
+    """Steps of the complete checkpoints in ``run_dir``, ascending."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    steps = []
+    for p in run_dir.iterdir():
+        m = _NAME.match(p.name)
+        if m and checkpoint_paths(run_dir, int(m.group(1)))[0].is_file():
+            steps.append(int(m.group(1)))
+    return sorted(steps)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The JSON file of the newest complete checkpoint, or None."""
+    steps = list_checkpoints(run_dir)
+    return checkpoint_paths(run_dir, steps[-1])[1] if steps else None
+
+
+def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser state dict into tensors (exact) and JSON-able hyper-parameters."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{key}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                        meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, kv in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(kv)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],
+                    state: dict, keep_last: int) -> Path:
+    """Write ``tensors`` ({prefix: {name: tensor}}) and ``state`` for ``step``; prune to keep_last.
+
+    Returns the JSON path. Call on one process only.
+    """
+    st_path, json_path = checkpoint_paths(run_dir, step)
+    flat = {f"{prefix}.{name}": t.detach().to("cpu").contiguous()
+            for prefix, group in tensors.items() for name, t in group.items()}
+    with atomic_path(st_path) as tmp:
+        save_file(flat, str(tmp), metadata={"step": str(step)})
+    write_json(json_path, {**state, "step": step, "tensors": st_path.name})
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        for p in checkpoint_paths(run_dir, old):
+            p.unlink(missing_ok=True)
+    return json_path
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """Read a checkpoint (its JSON path, its safetensors path, or a run folder: the latest).
+
+    Returns ({prefix: {name: tensor}}, state). Bad or missing files raise DataError.
+    """
+    path = Path(path)
+    if path.is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise DataError(path, "no complete checkpoint (ckpt-<step>.json + .safetensors) in this folder")
+        path = latest
+    if path.suffix == ".safetensors":
+        path = path.with_suffix(".json")
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise DataError(path, "checkpoint JSON not found") from e
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"checkpoint JSON is not valid JSON ({e})") from e
+    st_path = path.with_name(state.get("tensors", path.with_suffix(".safetensors").name))
+    try:
+        flat = load_file(str(st_path))
+    except FileNotFoundError as e:
+        raise DataError(st_path, "checkpoint tensors not found") from e
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise DataError(st_path, f"unreadable safetensors file ({type(e).__name__}: {e})") from e
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for name, t in flat.items():
+        prefix, rest = name.split(".", 1)
+        groups.setdefault(prefix, {})[rest] = t
+    return groups, state

@@ -1,0 +1,175 @@
+"""The tokenizer as a trainable model: named presets, data, loss step and evaluation.
+
+Presets (plain data, DiT-style): ``tiny-*`` train on the synthetic world on two CPU cores in
+about a quarter of an hour; ``occworld``, ``occsora`` and ``dome-vae`` are the paper-size designs
+for GPUs; ``occ4d-512x`` is our design at OccSora's 512x compression. Evaluation reconstructs
+the validation split and scores it with occ4d's Occ3D metric, with no mask (the tokenizer
+protocol of PROTOCOLS §4a) and with the camera mask (§3.1) when the data has one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.data.dataset import collate_clips
+from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, tokenizer_loss
+from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
+from occ4d.train.registry import ModelSpec
+
+_TINY = dict(num_res_blocks=1, mid_attention=False, train_crop=96)
+_TINY_OPTIM = OptimConfig(lr=2e-3, total_samples=2_400, warmup_samples=100, ema_decay=0.99)
+
+PRESETS: dict[str, Preset] = {
+    # OccWorld's per-frame VQ-VAE, shrunk: 50x50 tokens (16x), codebook 256.
+    "tiny-vqvae": Preset(
+        TokenizerConfig(backbone="2d", bottleneck="vq", channels=32, channel_mult=(1, 2), spatial_down=1,
+                        patch=(1, 2, 2), latent_dim=64, codebook_size=256, **_TINY),
+        DataConfig(frames=1, batch_size=4), _TINY_OPTIM,
+        note="OccWorld design at CPU size: 200x200 -> 50x50 tokens, 16x"),
+    # OccSora's 4D VQ-VAE, shrunk: 8x200x200 -> 1x25x25 tokens (512x).
+    "tiny-vqvae4d": Preset(
+        TokenizerConfig(backbone="3d", bottleneck="vq", channels=32, channel_mult=(1, 2, 4), spatial_down=2,
+                        temporal_down=2, patch=(2, 2, 2), latent_dim=64, codebook_size=256, beta=1.0,
+                        **_TINY),
+        DataConfig(frames=8, batch_size=1), _TINY_OPTIM,
+        note="OccSora design at CPU size: 8x200x200 -> 1x25x25 tokens, 512x"),
+    # DOME-style continuous VAE, shrunk: 25x25 latent (64x).
+    "tiny-vae": Preset(
+        TokenizerConfig(backbone="2d", bottleneck="kl", channels=32, channel_mult=(1, 2, 4), spatial_down=2,
+                        patch=(1, 2, 2), latent_dim=16, kl_weight=1e-5, **_TINY),
+        DataConfig(frames=1, batch_size=4), _TINY_OPTIM,
+        note="DOME-style KL-VAE at CPU size: 200x200 -> 25x25 x 16 channels, 64x"),
+    # Ours at the tiny OccSora's budget and compression: FSQ instead of a learned codebook.
+    "tiny-512x": Preset(
+        TokenizerConfig(backbone="3d", bottleneck="fsq", channels=32, channel_mult=(1, 2, 4), spatial_down=2,
+                        temporal_down=2, patch=(2, 2, 2), latent_dim=64, fsq_levels=(8, 5, 5, 5), **_TINY),
+        DataConfig(frames=8, batch_size=1), _TINY_OPTIM,
+        note="occ4d-512x at CPU size, same budget as tiny-vqvae4d"),
+    # Paper sizes (GPU).
+    "occworld": Preset(
+        TokenizerConfig(backbone="2d", bottleneck="vq", channels=64, channel_mult=(1, 2, 4), spatial_down=2,
+                        num_res_blocks=2, attn_levels=(2,), latent_dim=128, codebook_size=512),
+        DataConfig(frames=1, batch_size=8),
+        OptimConfig(lr=1e-3, total_samples=28_130 * 200, warmup_samples=8 * 200, grad_clip=35.0),
+        note="OccWorld VAE: class embedding x8, 16 heights folded, 200x200 -> 50x50x128, codebook 512"),
+    "occsora": Preset(
+        TokenizerConfig(backbone="3d", bottleneck="vq", channels=128, channel_mult=(1, 2, 4), spatial_down=2,
+                        temporal_down=2, patch=(2, 2, 2), num_res_blocks=2, latent_dim=128, codebook_size=512,
+                        beta=1.0),
+        DataConfig(frames=32, batch_size=1),
+        OptimConfig(lr=1e-3, total_samples=700 * 200, warmup_samples=200, grad_clip=35.0),
+        note="OccSora 4D VQ-VAE: 32x200x200 -> 4x25x25x128, codebook 512, 512x"),
+    "dome-vae": Preset(
+        TokenizerConfig(backbone="2d", bottleneck="kl", channels=64, channel_mult=(1, 2, 4, 4),
+                        spatial_down=3, num_res_blocks=2, attn_levels=(3,), latent_dim=64, kl_weight=1e-4),
+        DataConfig(frames=1, batch_size=8),
+        OptimConfig(lr=1e-3, total_samples=28_130 * 200, warmup_samples=8 * 200, grad_clip=35.0),
+        note="DOME-style continuous VAE: 200x200 -> 25x25x64, 64x"),
+    "occ4d-512x": Preset(
+        TokenizerConfig(backbone="3d", bottleneck="fsq", channels=128, channel_mult=(1, 2, 4), spatial_down=2,
+                        temporal_down=2, patch=(2, 2, 2), num_res_blocks=2, latent_dim=128,
+                        fsq_levels=(8, 5, 5, 5)),
+        DataConfig(frames=32, batch_size=1),
+        OptimConfig(lr=1e-3, total_samples=700 * 200, warmup_samples=200, grad_clip=35.0),
+        note="ours: OccSora's layout and budget with an FSQ bottleneck (1000 implicit codes), 512x"),
+}
+
+
+def build(cfg: TokenizerConfig) -> nn.Module:
+    return OccTokenizer(cfg)
+
+
+def dataset(cfg: TrainConfig, split: str) -> Dataset:
+    """Clips of ``cfg.data.frames`` consecutive keyframes of ``split`` under ``cfg.data.root``.
+
+    Training windows start every ``cfg.data.stride`` frames; validation windows do not overlap,
+    so each frame is scored once (a scene's last frames that fill no window are left out).
+    """
+    from occ4d.core.errors import DataError
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+
+    records = load_index(cfg.data.root, split)
+    if not records:
+        raise DataError(cfg.data.root, f"no frames in split {split!r}")
+    val = split == cfg.data.val_split
+    return ClipDataset(records, past=cfg.data.frames, future=0,
+                       stride=cfg.data.frames if val else cfg.data.stride, with_masks=val, cache=not val)
+
+
+def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    return tokenizer_loss(model, batch["semantics"], cfg.model)
+
+
+def _grid(model_cfg: TokenizerConfig) -> GridSpec:
+    if tuple(model_cfg.grid) == OCC3D.shape:
+        return OCC3D
+    return GridSpec("tokenizer", tuple(model_cfg.grid), OCC3D.voxel_size, OCC3D.range_min)
+
+
+def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Reconstruction mIoU / IoU (no mask; camera mask when present), codebook use, throughput.
+
+    Every process scores samples rank, rank + world, ... (each exactly once, no padding) and the
+    metric accumulators sum over processes.
+    """
+    from occ4d.metrics.reduce import all_reduce_sum
+    from occ4d.metrics.semantic import Occ3DMIoU
+    from occ4d.train import distributed as dist
+
+    net: OccTokenizer = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
+    mcfg: TokenizerConfig = net.config
+    n = len(data) if not cfg.data.max_val_samples else min(len(data), cfg.data.max_val_samples)
+    indices = list(range(dist.rank(), n, dist.world_size()))
+    loader = DataLoader(torch.utils.data.Subset(data, indices), batch_size=cfg.data.batch_size,
+                        num_workers=cfg.data.num_workers, collate_fn=collate_clips)
+    grid = _grid(mcfg)
+    plain, camera = Occ3DMIoU(mask="none", grid=grid), Occ3DMIoU(mask="camera", grid=grid)
+    has_camera = True
+    counts = torch.zeros(max(mcfg.vocab_size, 1), dtype=torch.float64, device=device)
+    seconds = torch.zeros(2, dtype=torch.float64, device=device)  # (model time, frames)
+    for batch in loader:
+        occ = batch["semantics"].to(device)  # (B, T, X, Y, Z)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        q = net.encode(occ)
+        pred = net.decode(q.latent, occ.shape[1], tuple(occ.shape[2:4])).argmax(-1)  # (B, T, X, Y, Z)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds += torch.tensor([time.perf_counter() - t0, occ.shape[0] * occ.shape[1]], dtype=torch.float64,
+                                device=device)
+        if q.indices is not None:
+            counts += torch.bincount(q.indices.reshape(-1), minlength=counts.numel()).to(counts)
+        gt, pr = occ.flatten(0, 1), pred.flatten(0, 1)  # (B*T, X, Y, Z)
+        plain.update(pr, gt)
+        mask = batch.get("mask_camera")
+        if mask is None:
+            has_camera = False
+        elif has_camera:
+            camera.update(pr, gt, mask_camera=mask.to(device).flatten(0, 1))
+    # every process must take part in every collective, in the same order
+    flag = all_reduce_sum(torch.tensor([0 if has_camera else 1], device=device))
+    out = plain.compute()
+    results = {"mIoU": out["mIoU"], "IoU": out["IoU_geometry"], "frames": float(out["samples"]),
+               "compression": net.compression_ratio(cfg.data.frames)}
+    if int(flag.item()) == 0:
+        cam = camera.compute()
+        results.update({"mIoU_camera": cam["mIoU"], "IoU_camera": cam["IoU_geometry"]})
+    all_reduce_sum(counts)
+    all_reduce_sum(seconds)
+    if mcfg.vocab_size:
+        p = counts / counts.sum().clamp_min(1)
+        results["codebook_usage"] = float((counts > 0).double().mean())
+        results["perplexity"] = float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
+    results["frames_per_s"] = float(seconds[1] / seconds[0].clamp_min(1e-9))  # per process
+    return results
+
+
+SPEC = ModelSpec(name="tokenizer", config_type=TokenizerConfig, presets=PRESETS, build=build,
+                 dataset=dataset, loss=loss, evaluate=evaluate, collate=collate_clips)

@@ -1,0 +1,404 @@
+"""The world models as trainable models: one flat config, named presets, data, loss and evaluation.
+
+``occ4d train worldmodel --preset NAME --data DIR --out RUN [--model.tokenizer TOKENIZER_RUN]``.
+``kind`` picks the model: ``generator`` (OccSora-line DiT over whole clips), ``forecaster``
+(DOME / E2EOcc-line latent diffusion from past frames), ``autoregressive`` (OccWorld-style token
+transformer) or ``planner`` (future ego trajectory from past frames). Every kind but the planner
+works in the latent space of a trained tokenizer run (``tokenizer``), which is loaded when the
+model is built; the world-model checkpoint holds a full copy of the tokenizer's weights, but
+building it again (``load_model``) reads the tokenizer run for its architecture.
+
+Presets: ``tiny-*`` train on the synthetic world on two CPU cores in about twenty minutes;
+``occsora``, ``dome``, ``occworld`` and ``planner`` are paper-sized for GPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
+from occ4d.train.registry import ModelSpec
+
+KINDS = ("generator", "forecaster", "autoregressive", "planner")
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """All world-model settings, flat so the command line can override each one."""
+
+    kind: Literal["generator", "forecaster", "autoregressive", "planner"] = "forecaster"
+    tokenizer: str = ""  # run folder or checkpoint of a trained tokenizer (all kinds but planner)
+    num_classes: int = 18
+    past: int = 4  # history frames incl. the current one (forecaster, autoregressive, planner)
+    future: int = 6  # forecast frames (3 s at 2 Hz)
+    frames: int = 8  # clip length of the generator (its training horizon)
+    # transformer
+    patch: tuple[int, int, int] = (1, 5, 5)
+    hidden: int = 96
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    # diffusion
+    prediction: Literal["epsilon", "v_prediction"] = "v_prediction"
+    timesteps: int = 1000
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "linear"
+    cond_dropout: float = 0.1
+    prefix_prob: float = 0.5  # generator: share of clips trained as continuations
+    mode: Literal["frozen", "e2e"] = "frozen"  # forecaster: tokenizer frozen or trained jointly
+    recon_weight: float = 1.0
+    # planner
+    planner_channels: int = 32
+    planner_levels: int = 4
+    # evaluation
+    eval_sampler: Literal["ddpm", "ddim", "dpm++"] = "ddim"
+    eval_steps: int = 20
+    eval_guidance: float = 1.0
+    eval_clips: int = 4  # generator: clips generated for the controllability check
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind != "planner" and not self.tokenizer:
+            raise ValueError(f"a {self.kind} needs --model.tokenizer RUN (a trained tokenizer run)")
+        if self.past < 1 or self.future < 1 or self.frames < 1:
+            raise ValueError("past, future and frames must be positive")
+        if self.hidden % 6 or self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of 6 and of heads ({self.heads})")
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames per training sample."""
+        return self.frames if self.kind == "generator" else self.past + self.future
+
+    def diffusion(self):
+        from occ4d.diffusion import DiffusionConfig
+
+        return DiffusionConfig(
+            num_train_timesteps=self.timesteps,
+            beta_schedule=self.beta_schedule,
+            prediction=self.prediction,
+            cond_dropout=self.cond_dropout,
+        )
+
+
+def _tiny(kind: str, **kw) -> WorldModelConfig:
+    return WorldModelConfig(kind=kind, tokenizer=kw.pop("tokenizer", "runs/tiny-vae"), **kw)
+
+
+_TINY_OPTIM = OptimConfig(lr=1e-3, total_samples=3_000, warmup_samples=100, ema_decay=0.99, weight_decay=0.0)
+_GPU_OPTIM = OptimConfig(
+    lr=1e-4, total_samples=28_130 * 100, warmup_samples=10_000, weight_decay=0.0, ema_decay=0.9999
+)
+
+PRESETS: dict[str, Preset] = {
+    "tiny-forecaster": Preset(
+        _tiny("forecaster", past=4, future=6),
+        DataConfig(frames=10, stride=1, batch_size=4),
+        _TINY_OPTIM,
+        note="DOME-line forecaster on the tiny KL-VAE latents (25x25), 4 past -> 6 future, frozen tokenizer",
+    ),
+    "tiny-forecaster-e2e": Preset(
+        _tiny("forecaster", past=4, future=6, mode="e2e"),
+        DataConfig(frames=10, stride=1, batch_size=2),
+        _TINY_OPTIM,
+        note="as tiny-forecaster, encoder and decoder trained jointly (E2EOcc's idea)",
+    ),
+    "tiny-generator": Preset(
+        _tiny("generator", frames=8),
+        DataConfig(frames=8, stride=1, batch_size=4),
+        _TINY_OPTIM,
+        note="OccSora-line DiT over 8-frame clips of the tiny KL-VAE latents, trajectory-conditioned",
+    ),
+    "tiny-autoregressive": Preset(
+        _tiny("autoregressive", tokenizer="runs/tiny-vqvae", hidden=96, depth=3),
+        DataConfig(frames=10, stride=1, batch_size=2),
+        _TINY_OPTIM,
+        note="OccWorld-style token transformer over the tiny VQ-VAE's 50x50 tokens with ego-pose tokens",
+    ),
+    "tiny-planner": Preset(
+        WorldModelConfig(kind="planner", planner_channels=16),
+        DataConfig(frames=10, stride=1, batch_size=8),
+        OptimConfig(lr=2e-3, total_samples=4_000, warmup_samples=100, ema_decay=0.99),
+        note="BEV CNN planner: 4 past frames -> 6 future ego poses",
+    ),
+    # Paper sizes (GPU).
+    "occsora": Preset(
+        WorldModelConfig(
+            kind="generator",
+            tokenizer="runs/occsora",
+            frames=32,
+            patch=(1, 2, 2),
+            hidden=1152,
+            depth=28,
+            heads=16,
+            prediction="epsilon",
+        ),
+        DataConfig(frames=32, stride=1, batch_size=8),
+        _GPU_OPTIM,
+        note="OccSora: DiT-XL/2 over 4x25x25 latents of 32-frame clips, epsilon prediction, 1000 steps",
+    ),
+    "dome": Preset(
+        WorldModelConfig(
+            kind="forecaster",
+            tokenizer="runs/dome-vae",
+            past=4,
+            future=6,
+            patch=(1, 2, 2),
+            hidden=768,
+            depth=12,
+            heads=12,
+        ),
+        DataConfig(frames=10, stride=1, batch_size=4),
+        _GPU_OPTIM,
+        note="DOME-size forecaster: 4 past frames, 6 future, GT-trajectory conditioned, v prediction",
+    ),
+    "occworld": Preset(
+        WorldModelConfig(
+            kind="autoregressive", tokenizer="runs/occworld", past=5, future=6, hidden=384, depth=8, heads=8
+        ),
+        DataConfig(frames=11, stride=1, batch_size=1),
+        _GPU_OPTIM,
+        note="OccWorld-size autoregressive transformer over 50x50 tokens, 5 past frames",
+    ),
+    "planner": Preset(
+        WorldModelConfig(kind="planner", past=5, planner_channels=64, planner_levels=5),
+        DataConfig(frames=11, stride=1, batch_size=16),
+        _GPU_OPTIM,
+        note="paper-size BEV planner",
+    ),
+}
+
+
+def _load_tokenizer(path: str):
+    from occ4d.core.errors import DataError
+    from occ4d.train.registry import load_model
+
+    try:
+        tok, _, _ = load_model(path, ema=True)
+    except (FileNotFoundError, KeyError, DataError) as e:
+        raise DataError(path, f"cannot load the tokenizer run the world model needs ({e})") from e
+    return tok
+
+
+def build(cfg: WorldModelConfig) -> nn.Module:
+    from occ4d.models.world import (
+        AutoregressiveConfig,
+        DiTConfig,
+        ForecasterConfig,
+        GeneratorConfig,
+        LatentCodec,
+        OccAutoregressive,
+        OccForecaster,
+        OccGenerator,
+        Planner,
+        PlannerConfig,
+    )
+
+    if cfg.kind == "planner":
+        return Planner(
+            PlannerConfig(
+                num_classes=cfg.num_classes,
+                past=cfg.past,
+                future=cfg.future,
+                channels=cfg.planner_channels,
+                levels=cfg.planner_levels,
+            )
+        )
+    codec = LatentCodec(
+        _load_tokenizer(cfg.tokenizer), trainable=cfg.mode == "e2e" and cfg.kind == "forecaster"
+    )
+    if cfg.kind == "autoregressive":
+        tk = codec.tokenizer.config
+        return OccAutoregressive(
+            AutoregressiveConfig(
+                token_size=tuple(codec.latent_shape(1)[1:]),
+                vocab_size=tk.vocab_size,
+                past=cfg.past,
+                future=cfg.future,
+                hidden=cfg.hidden,
+                depth=cfg.depth,
+                heads=cfg.heads,
+                mlp_ratio=cfg.mlp_ratio,
+            ),
+            codec,
+        )
+    frames = cfg.clip_frames
+    dit = DiTConfig(
+        latent_channels=codec.channels,
+        latent_size=tuple(codec.latent_shape(frames)),
+        traj_frames=frames,
+        patch=cfg.patch,
+        hidden=cfg.hidden,
+        depth=cfg.depth,
+        heads=cfg.heads,
+        mlp_ratio=cfg.mlp_ratio,
+        context=True,
+    )
+    if cfg.kind == "generator":
+        return OccGenerator(
+            GeneratorConfig(dit=dit, diffusion=cfg.diffusion(), frames=frames, prefix_prob=cfg.prefix_prob),
+            codec,
+        )
+    return OccForecaster(
+        ForecasterConfig(
+            dit=dit,
+            diffusion=cfg.diffusion(),
+            past=cfg.past,
+            future=cfg.future,
+            mode=cfg.mode,
+            recon_weight=cfg.recon_weight,
+        ),
+        codec,
+    )
+
+
+def dataset(cfg: TrainConfig, split: str) -> Dataset:
+    """Windows of ``past + future`` (or ``frames`` for the generator) consecutive keyframes.
+
+    The trajectory of a window is relative to its current frame (row ``past - 1``; the last row
+    for the generator, which rebases it to its first frame itself). Validation windows start
+    every frame, as in the OccWorld protocol (L - 12 + 1 per scene for 11-frame windows; see
+    PROTOCOLS §3.9 for OccWorld's extra skipped start).
+    """
+    from occ4d.core.errors import DataError
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+
+    m: WorldModelConfig = cfg.model
+    records = load_index(cfg.data.root, split)
+    if not records:
+        raise DataError(cfg.data.root, f"no frames in split {split!r}")
+    past, future = (m.frames, 0) if m.kind == "generator" else (m.past, m.future)
+    val = split == cfg.data.val_split
+    return ClipDataset(
+        records,
+        past=past,
+        future=future,
+        stride=1 if val else cfg.data.stride,
+        with_masks=False,
+        cache=not val,
+    )
+
+
+def _net(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _step_generator(device: torch.device) -> torch.Generator:
+    """A generator seeded from torch's RNG, which the loop reseeds from (seed, rank, step)."""
+    return torch.Generator(device).manual_seed(int(torch.randint(0, 2**62, ())))
+
+
+def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    m: WorldModelConfig = cfg.model
+    occ, traj = batch["semantics"], batch["trajectory"].float()
+    net = _net(model)
+    # Models are called through ``model(...)`` so a DDP wrapper synchronises their gradients.
+    if m.kind == "planner":
+        return net.criterion(model(occ[:, : m.past], traj[:, : m.past]), traj[:, m.past :])
+    if not bool(net.codec.fitted):  # latent statistics from the first batch (saved with the model)
+        net.codec.fit([occ])
+    return model(occ, traj, _step_generator(occ.device))
+
+
+def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    """Forecasters: OccWorld-protocol mIoU / IoU with the ground-truth trajectory; planner: L2 and
+    collisions; generator: validation denoising loss and controllability of a few generated clips."""
+    from occ4d.data.dataset import collate_clips
+    from occ4d.metrics.control import ControlMetric, PlanningMetric
+    from occ4d.metrics.forecast import ForecastMetric
+    from occ4d.metrics.reduce import all_reduce_sum
+    from occ4d.train import distributed as dist
+
+    m: WorldModelConfig = cfg.model
+    net = _net(model)
+    n = len(data) if not cfg.data.max_val_samples else min(len(data), cfg.data.max_val_samples)
+    indices = list(range(dist.rank(), n, dist.world_size()))
+    loader = DataLoader(
+        torch.utils.data.Subset(data, indices),
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        collate_fn=collate_clips,
+    )
+    if m.kind in ("forecaster", "autoregressive"):
+        metric = ForecastMetric(steps=m.future)
+        for batch in loader:
+            occ, traj = batch["semantics"].to(device), batch["trajectory"].to(device).float()
+            g = torch.Generator(device).manual_seed(int(batch["index"][0]))
+            pred = net.forecast(
+                occ[:, : m.past],
+                traj,
+                generator=g,
+                sampler=m.eval_sampler,
+                steps=m.eval_steps,
+                guidance_scale=m.eval_guidance,
+            )
+            metric.update(pred, occ[:, m.past :])
+        r = metric.compute()
+        return {k: float(v) for k, v in r.items() if isinstance(v, (int, float))}
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    if m.kind == "planner":
+        metric = PlanningMetric()
+        for batch in loader:
+            occ, traj = batch["semantics"].to(device), batch["trajectory"].to(device).float()
+            with torch.no_grad():
+                pred = net(occ[:, : m.past], traj[:, : m.past])
+            metric.update(pred, traj[:, m.past :], occ[:, m.past :])
+        r = metric.compute() if metric.l2 else {}
+        w = r.get("samples", 0.0)
+        keys = sorted(k for k in r if k != "samples")
+        totals = all_reduce_sum(
+            torch.tensor([w] + [r[k] * w for k in keys], dtype=torch.float64, device=device)
+        )
+        return {k: float(totals[i + 1] / totals[0].clamp_min(1)) for i, k in enumerate(keys)} | {
+            "samples": float(totals[0])
+        }
+    control = ControlMetric()
+    for i, batch in enumerate(loader):
+        occ, traj = batch["semantics"].to(device), batch["trajectory"].to(device).float()
+        g = torch.Generator(device).manual_seed(int(batch["index"][0]))
+        with torch.no_grad():
+            lval, _ = net.loss(occ, traj, g)
+        sums[0] += float(lval) * occ.shape[0]
+        sums[1] += occ.shape[0]
+        if i * cfg.data.batch_size < m.eval_clips:
+            clip = net.generate(
+                traj[:1],
+                generator=g,
+                sampler=m.eval_sampler,
+                steps=m.eval_steps,
+                guidance_scale=m.eval_guidance,
+            )
+            control.update(clip[0].cpu(), traj[0].cpu())
+    c = control.compute()
+    if c["steps"]:
+        sums[2] += c["trans_err_m"] * c["steps"] if c["trans_err_m"] == c["trans_err_m"] else 0.0
+        sums[3] += c["steps"]
+    sums = all_reduce_sum(sums)
+    return {
+        "val_diffusion_loss": float(sums[0] / sums[1].clamp_min(1)),
+        "control_trans_err_m": float(sums[2] / sums[3]) if sums[3] > 0 else float("nan"),
+    }
+
+
+def _collate(items: list) -> dict:
+    from occ4d.data.dataset import collate_clips
+
+    return collate_clips(items)
+
+
+SPEC = ModelSpec(
+    name="worldmodel",
+    config_type=WorldModelConfig,
+    presets=PRESETS,
+    build=build,
+    dataset=dataset,
+    loss=loss,
+    evaluate=evaluate,
+    collate=_collate,
+)
