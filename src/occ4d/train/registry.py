@@ -52,6 +52,7 @@ class ModelSpec:
 # name -> "module:attribute" of its ModelSpec; imported only when used.
 SPECS: dict[str, str] = {
     "tokenizer": "occ4d.train.tokenizer:SPEC",
+    "worldmodel": "occ4d.train.worldmodel:SPEC",
 }
 
 
