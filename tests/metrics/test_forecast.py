@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+import pytest
+from metrics_reference import occworld_miou
+
+from occ4d.core import OCC3D, DataError, Occ3D
+from occ4d.metrics import ForecastMetric
+
+FREE = int(Occ3D.FREE)
+
+
+def _window(rng, steps=6, classes=(Occ3D.CAR, Occ3D.DRIVEABLE_SURFACE, Occ3D.VEGETATION)):
+    g = np.full((steps, *OCC3D.shape), FREE, np.uint8)
+    for c in classes:
+        g[rng.random(g.shape) < 0.05] = c
+    return g
+
+
+def test_occworld_protocol_matches_transcription(rng):
+    gts = np.stack([_window(rng) for _ in range(2)])
+    preds = gts.copy()
+    noise = rng.random(preds.shape) < 0.1
+    preds[noise] = rng.integers(0, FREE + 1, int(noise.sum()))
+    m = ForecastMetric("occworld")
+    for p, g in zip(preds, gts, strict=True):
+        m.update(p, g)
+    r = m.compute()
+    ref_miou, ref_iou = occworld_miou(preds, gts, range(FREE))
+    np.testing.assert_allclose(r["mIoU_per_step"], ref_miou, rtol=1e-12)
+    np.testing.assert_allclose(r["IoU_per_step"], ref_iou, rtol=1e-12)
+    assert r["mIoU@1s"] == r["mIoU_per_step"][1] and r["mIoU@3s"] == r["mIoU_per_step"][5]
+    assert r["mIoU_avg"] == pytest.approx(np.mean(ref_miou[[1, 3, 5]]))
+    assert r["IoU_avg"] == pytest.approx(np.mean(ref_iou[[1, 3, 5]]))
+    assert r["windows"] == 2 and r["protocol"] == "forecast/occworld"
+
+
+def test_absent_classes_occworld_one_strict_nan(rng):
+    gt = _window(rng, classes=(Occ3D.CAR,))
+    pred = gt.copy()
+    pred[:, :5] = Occ3D.BUS  # bus predicted, never in GT
+    ow, strict = ForecastMetric("occworld"), ForecastMetric("strict")
+    ow.update(pred, gt)
+    strict.update(pred, gt)
+    a, b = ow.compute(), strict.compute()
+    assert a["per_class"]["1s"]["bus"] == 100.0  # OccWorld: no GT -> IoU 1, whatever was predicted
+    assert a["per_class"]["1s"]["pedestrian"] == 100.0
+    assert b["per_class"]["1s"]["bus"] == 0.0
+    assert math.isnan(b["per_class"]["1s"]["pedestrian"])
+    assert a["mIoU@1s"] > b["mIoU@1s"]
+
+
+def test_forecast_shape_errors():
+    m = ForecastMetric(steps=6)
+    g = np.full((5, *OCC3D.shape), FREE, np.uint8)
+    with pytest.raises(DataError, match="clipA.*6"):
+        m.update(g, g, source="clipA")
+    with pytest.raises(ValueError, match="horizon"):
+        ForecastMetric(steps=2, report_seconds=(3.0,))
