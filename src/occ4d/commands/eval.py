@@ -41,6 +41,7 @@ class EvalArgs:
     backend: str = "auto"
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
+    ckpt: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,17 +283,28 @@ def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
     return res, rows
 
 
+def eval_tokenizer(args: EvalArgs) -> tuple[dict, list[list]]:
+    """Reconstruction of ``--data`` (passed as gt) by the tokenizer checkpoint ``--ckpt``."""
+    from occ4d.train.tokenizer import eval_command
+
+    if args.ckpt is None:
+        raise SystemExit("occ4d eval tokenizer needs --ckpt RUN (a run folder or checkpoint file)")
+    return eval_command(args.ckpt, args.gt, split=args.split, device=args.device)
+
+
 HANDLERS: dict[str, Callable[[EvalArgs], tuple[dict, list[list]]]] = {
     "occ": eval_occ,
     "ray": eval_ray,
     "flow": eval_flow,
     "forecast": eval_forecast,
+    "tokenizer": eval_tokenizer,
 }
 HEADERS: dict[str, list[str]] = {
     "occ": ["class", "IoU"],
     "ray": ["class", "RayIoU@1", "RayIoU@2", "RayIoU@4"],
     "flow": ["class", "RayIoU@1", "RayIoU@2", "RayIoU@4", "AVE (m/s)"],
     "forecast": ["horizon", "mIoU", "IoU"],
+    "tokenizer": ["class", "IoU (no mask)", "IoU (camera mask)"],
 }
 EvalKind = Literal[tuple(HANDLERS)]  # type: ignore[valid-type]
 
@@ -323,8 +335,8 @@ def _summary(res: dict) -> list[tuple[str, str]]:
 
 def evaluate(
     kind: Positional[EvalKind],
-    pred: Path,
-    gt: Path,
+    pred: Path | None = None,
+    gt: Path | None = None,
     mask: MASKS = "camera",
     protocol: str | None = None,
     json: Path | None = None,
@@ -332,6 +344,8 @@ def evaluate(
     split: str | None = None,
     backend: Literal["auto", "numba", "torch"] = "auto",
     device: str = "cpu",
+    ckpt: Path | None = None,
+    data: Path | None = None,
 ) -> dict:
     """Score predictions against ground truth with an official protocol and print a per-class table.
 
@@ -349,6 +363,8 @@ def evaluate(
         split: pick the info file / scenes of this split (e.g. val).
         backend: RayIoU ray casting: numba (CPU), torch, or auto (torch on CUDA devices).
         device: where the metric accumulates (cpu, cuda, cuda:1 ...).
+        ckpt: tokenizer only: the run folder (latest checkpoint) or checkpoint file to evaluate.
+        data: tokenizer only: the dataset to reconstruct (its --split, default the run's val split).
     """
     from rich.console import Console
     from rich.table import Table
@@ -356,8 +372,14 @@ def evaluate(
     from occ4d.core.errors import DataError
     from occ4d.io.atomic import write_json
 
+    if kind == "tokenizer":
+        if data is None:
+            raise SystemExit("occ4d eval tokenizer needs --data DIR (the dataset to reconstruct)")
+        pred, gt = ckpt, data
+    elif pred is None or gt is None:
+        raise SystemExit(f"occ4d eval {kind} needs --pred and --gt")
     args = EvalArgs(pred=Path(pred), gt=Path(gt), mask=mask, protocol=protocol, allow_missing=allow_missing,
-                    split=split, backend=backend, device=device)
+                    split=split, backend=backend, device=device, ckpt=ckpt)
     console = Console()
     try:
         res, rows = HANDLERS[kind](args)

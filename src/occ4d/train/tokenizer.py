@@ -10,11 +10,13 @@ protocol of PROTOCOLS §4a) and with the camera mask (§3.1) when the data has o
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from occ4d.core.errors import DataError
 from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.data.dataset import collate_clips
 from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, tokenizer_loss
@@ -90,7 +92,6 @@ def dataset(cfg: TrainConfig, split: str) -> Dataset:
     Training windows start every ``cfg.data.stride`` frames; validation windows do not overlap,
     so each frame is scored once (a scene's last frames that fill no window are left out).
     """
-    from occ4d.core.errors import DataError
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
 
@@ -113,7 +114,13 @@ def _grid(model_cfg: TokenizerConfig) -> GridSpec:
 
 
 def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
-    """Reconstruction mIoU / IoU (no mask; camera mask when present), codebook use, throughput.
+    """Reconstruction mIoU / IoU (no mask; camera mask when present), codebook use, throughput."""
+    return reconstruction_scores(model, data, cfg, device)[0]
+
+
+def reconstruction_scores(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device
+                          ) -> tuple[dict[str, float], dict[str, dict]]:
+    """(summary figures, full metric results by protocol) of reconstructing ``data``.
 
     Every process scores samples rank, rank + world, ... (each exactly once, no padding) and the
     metric accumulators sum over processes.
@@ -156,10 +163,11 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.de
     # every process must take part in every collective, in the same order
     flag = all_reduce_sum(torch.tensor([0 if has_camera else 1], device=device))
     out = plain.compute()
+    full = {"none": out}
     results = {"mIoU": out["mIoU"], "IoU": out["IoU_geometry"], "frames": float(out["samples"]),
                "compression": net.compression_ratio(cfg.data.frames)}
     if int(flag.item()) == 0:
-        cam = camera.compute()
+        cam = full["camera"] = camera.compute()
         results.update({"mIoU_camera": cam["mIoU"], "IoU_camera": cam["IoU_geometry"]})
     all_reduce_sum(counts)
     all_reduce_sum(seconds)
@@ -168,7 +176,34 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.de
         results["codebook_usage"] = float((counts > 0).double().mean())
         results["perplexity"] = float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
     results["frames_per_s"] = float(seconds[1] / seconds[0].clamp_min(1e-9))  # per process
-    return results
+    return results, full
+
+
+def eval_command(ckpt: Path, data: Path, split: str | None = None, device: str = "cpu",
+                 ema: bool = True, max_samples: int = 0) -> tuple[dict, list[list]]:
+    """``occ4d eval tokenizer``: reconstruct a split with a trained tokenizer and score it.
+
+    Returns (results with ``protocol``, per-class rows [class, IoU no mask, IoU camera mask]).
+    """
+    import dataclasses
+
+    from occ4d.train.registry import load_model
+
+    model, cfg, state = load_model(ckpt, ema=ema, device=device)
+    if cfg.model_name != "tokenizer":
+        raise DataError(ckpt, f"checkpoint is a {cfg.model_name!r} model, not a tokenizer")
+    val_split = split or cfg.data.val_split
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), val_split=val_split,
+                                                            max_val_samples=max_samples))
+    summary, full = reconstruction_scores(model, dataset(cfg, val_split), cfg, torch.device(device))
+    none, cam = full["none"], full.get("camera")
+    rows = [[name, f"{iou:.2f}", f"{cam['per_class'][name]:.2f}" if cam else "-"]
+            for name, iou in none["per_class"].items()]
+    results = {"protocol": f"tokenizer-reconstruction/{none['protocol']}" + (" + mask=camera" if cam else ""),
+               **summary, "preset": cfg.preset, "step": state["step"], "weights": "ema" if ema else "model",
+               "split": val_split, "per_class": none["per_class"],
+               "per_class_camera": cam["per_class"] if cam else None}
+    return results, rows
 
 
 SPEC = ModelSpec(name="tokenizer", config_type=TokenizerConfig, presets=PRESETS, build=build,
