@@ -144,6 +144,10 @@
     drawPath();
     updateLegend(counts);
     render();
+    // What is on screen, for links and automated checks: frame, source and voxels drawn.
+    body.dataset.frame = String(state.t);
+    body.dataset.source = state.src;
+    body.dataset.voxels = String(group.children.reduce((n, mesh) => n + mesh.count, 0));
   }
 
   function drawPath() {
