@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "demo": "occ4d.commands.demo:demo",
     "eval": "occ4d.commands.eval:evaluate",
     "convert": "occ4d.commands.convert:convert",
+    "info": "occ4d.commands.info:info",
     "render": "occ4d.commands.render:render",
     "report": "occ4d.commands.report:report",
     "train": "occ4d.commands.train:train",
