@@ -13,7 +13,8 @@ from occ4d.io.clipfile import load_clip, save_clip
 
 
 def make(rng, t=3):
-    sem = rng.integers(0, OCC3D_VOCAB.num_classes, (t, *OCC3D.shape), dtype=np.uint8)
+    sem = np.full((t, *OCC3D.shape), OCC3D_VOCAB.free, np.uint8)
+    sem[:, 50:150, 20:180, :4] = rng.integers(0, OCC3D_VOCAB.num_classes, (t, 100, 160, 4), dtype=np.uint8)
     poses = np.stack([yaw_pose(3.0 * i, 0.2 * i * i, 0.1 * i) for i in range(t)])
     traj = Trajectory.from_poses(poses, 1).xyyaw
     return sem, traj, rng.random((t, *OCC3D.shape)) < 0.5

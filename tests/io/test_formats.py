@@ -30,7 +30,7 @@ def random_frame(rng, fmt, ignore=False, flow=False, masks=False):
     s = FORMATS[fmt]
     v, g = s.vocab, s.grid
     sem = rng.integers(0, v.num_classes, g.shape, dtype=np.uint8)
-    sem[rng.random(g.shape) < 0.8] = v.free
+    sem[rng.random(g.shape) < (0.99 if g.num_voxels > 10**6 else 0.8)] = v.free  # keep big grids quick
     if ignore:
         sem[rng.random(g.shape) < 0.01] = IGNORE
     f = Frame(sem, vocab=v, grid=g)
