@@ -83,6 +83,13 @@ def precision_recall(
     return _coverage(fake, real, r_real, chunk), _coverage(real, fake, r_fake, chunk)
 
 
+def _canonical(x: torch.Tensor) -> torch.Tensor:
+    """Rows in lexicographic order: float sums (means, covariances) then do not depend on the
+    order samples reached the processes, so any process count gives bit-identical figures."""
+    order = np.lexsort(x.numpy().T[::-1])
+    return x[torch.from_numpy(order)]
+
+
 class GenerationMetric:
     """Accumulates extractor features of real and generated samples.
 
@@ -125,8 +132,8 @@ class GenerationMetric:
     def compute(self) -> dict:
         if not self.real or not self.fake:
             raise DataError(None, "generation metrics need both real and generated samples")
-        real = all_gather_cat(torch.cat(self.real)).cpu()
-        fake = all_gather_cat(torch.cat(self.fake)).cpu()
+        real = _canonical(all_gather_cat(torch.cat(self.real)).cpu())
+        fake = _canonical(all_gather_cat(torch.cat(self.fake)).cpu())
         precision, recall = precision_recall(real, fake, self.k)
         return {
             "protocol": self.protocol,
