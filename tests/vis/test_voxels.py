@@ -119,3 +119,20 @@ def test_ego_marker_camera_views_and_path(occ3d_frame_path, renderer):
     red = np.all(path == (255, 60, 60), axis=-1) & ~np.all(img == (255, 60, 60), axis=-1)
     assert red.sum() > 20
     assert rows.mean() > np.nonzero(red)[0].mean()  # the path ahead (+x) is above the ego in the picture
+
+
+def test_offscreen_backend_choice(monkeypatch):
+    from occ4d.vis import voxels
+
+    monkeypatch.setenv("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    assert voxels.configure_offscreen() == "vtkEGLRenderWindow"  # a user's choice is kept
+    monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW")
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert voxels.configure_offscreen() == "display"
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(voxels.ctypes.util, "find_library", lambda name: None)
+    assert voxels.configure_offscreen() == "vtkEGLRenderWindow"  # no OSMesa: EGL
+    monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW")
+    monkeypatch.setattr(voxels.ctypes.util, "find_library", lambda name: "libOSMesa.so.8")
+    assert voxels.configure_offscreen() == "vtkOSOpenGLRenderWindow"
