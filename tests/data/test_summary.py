@@ -33,7 +33,7 @@ def test_summary_numbers(root):
     assert s.class_counts[17] == free and s.class_counts.sum() == s.voxels and s.class_counts[-1] == 0
     cam = sum(int(f.mask_camera.sum()) for f in frames)
     assert s.mask_counts["mask_camera"] == (cam, 5 * 640_000)
-    assert s.behaviours == {"left_turn": 3, "stop_and_go": 2}
+    assert s.behaviours == {"left_turn": 3, "stop_and_go": 2} and s.splits == {"val": 5}
 
 
 def test_scene_motion_from_poses():
@@ -54,7 +54,7 @@ def test_info_command_prints_and_skips_bad(root, tmp_path, capsys):
     main(["info", str(root), "--split", "val", "--no-progress"])
     out = capsys.readouterr().out
     assert "scenes: 2   frames read: 5" in out and "17 free" in out and "left_turn" in out
-    assert "mask_camera" in out and "path length" in out
+    assert "mask_camera" in out and "path length" in out and "splits: val 5 frames" in out
 
     bad_root = tmp_path / "bad"
     infos = write_dataset(bad_root, {"s": 3}, seed=5)

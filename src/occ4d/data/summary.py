@@ -45,6 +45,7 @@ class DatasetSummary:
     mask_counts: dict[str, tuple[int, int]]  # name -> (observed voxels, voxels of frames that have it)
     motion: list[SceneMotion]
     behaviours: Counter
+    splits: Counter = field(default_factory=Counter)  # frames per split (from the info file names)
     bad: list[str] = field(default_factory=list)
     scanned: bool = False
 
@@ -114,6 +115,7 @@ def summarize(records: Sequence[FrameRecord], source: str = "", skip_bad: bool =
         vocab=vocab, class_counts=counts if counts is not None else np.zeros(1, np.int64), voxels=voxels,
         mask_counts={k: (v[0], v[1]) for k, v in masks.items()},
         motion=[scene_motion(g) for g in groups.values()], behaviours=behaviours, bad=bad,
+        splits=Counter(str(r.extras["split"]) for r in records if "split" in r.extras),
         scanned=any(r.extras.get("scanned") for r in records),
     )
 
@@ -121,6 +123,8 @@ def summarize(records: Sequence[FrameRecord], source: str = "", skip_bad: bool =
 def format_summary(s: DatasetSummary) -> str:
     """The plain-text report of ``occ4d info``."""
     lines = [f"dataset: {s.source}", f"scenes: {s.scenes}   frames read: {s.frames}"]
+    if s.splits:
+        lines.append("splits: " + ", ".join(f"{k} {n} frames" for k, n in sorted(s.splits.items())))
     if s.scanned:
         lines.append("no info file: frames found by scanning gts/; poses are identity, motion is meaningless")
     if s.bad:
