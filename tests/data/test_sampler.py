@@ -49,6 +49,10 @@ def test_shuffle_shards_and_resume(world_size):
     assert list(shards[-1]) == full[3:] and len(shards[-1]) == len(full) - 3
 
 
+def test_defaults_without_a_process_group():
+    assert list(ExactDistributedSampler(3)) == [0, 1, 2] and len(ShuffleSampler(3, seed=0)) == 3
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError):
         ExactDistributedSampler(5, 3, 3)

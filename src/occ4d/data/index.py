@@ -46,9 +46,9 @@ _CONSUMED = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FrameRecord:
-    """One keyframe as listed by an info file or a folder scan.
+    """One keyframe as listed by an info file or a folder scan (compared by identity: it holds arrays).
 
     ``path`` is the absolute path of the labels file; ``ego2global`` and ``lidar2ego`` are 4x4
     float64; ``timestamp`` is in microseconds. ``extras`` keeps every other info key (``cams``,
@@ -336,7 +336,11 @@ def _from_folder(root: Path, split: str | None, skip_bad: bool) -> IndexScan:
 def _split_scenes(root: Path, split: str | None) -> set[str] | None:
     """Scene names of ``split`` from the Occ3D ``annotations.json`` (PROTOCOLS §2.1), if there is one."""
     ann = root / "annotations.json"
-    if split is None or not ann.is_file():
+    if split is None:
+        return None
+    if not ann.is_file():
+        log.warning("%s: no info file and no annotations.json, so split %r cannot be told apart; "
+                    "using every frame", root, split)
         return None
     try:
         data = json.loads(ann.read_text())

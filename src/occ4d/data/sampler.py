@@ -14,10 +14,25 @@ import numpy as np
 import torch
 
 
-class ExactDistributedSampler(torch.utils.data.Sampler[int]):
-    """Indices ``rank, rank + world_size, ...`` of ``range(n)``, in order: a partition of ``range(n)``."""
+def _process_group(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit values, else the initialised torch.distributed group, else a single process."""
+    dist = torch.distributed
+    live = dist.is_available() and dist.is_initialized()
+    if rank is None:
+        rank = dist.get_rank() if live else 0
+    if world_size is None:
+        world_size = dist.get_world_size() if live else 1
+    return rank, world_size
 
-    def __init__(self, n: int, rank: int = 0, world_size: int = 1):
+
+class ExactDistributedSampler(torch.utils.data.Sampler[int]):
+    """Indices ``rank, rank + world_size, ...`` of ``range(n)``, in order: a partition of ``range(n)``.
+
+    ``rank`` / ``world_size`` default to the initialised process group (0 / 1 without one).
+    """
+
+    def __init__(self, n: int, rank: int | None = None, world_size: int | None = None):
+        rank, world_size = _process_group(rank, world_size)
         if n < 0 or world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need n >= 0, world_size >= 1 and 0 <= rank < world_size; "
                              f"got {n}, {rank}, {world_size}")
@@ -41,7 +56,8 @@ class ShuffleSampler(torch.utils.data.Sampler[int]):
     k-th sample, so a run resumed after k samples continues exactly where it stopped.
     """
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, seed: int, rank: int | None = None, world_size: int | None = None):
+        rank, world_size = _process_group(rank, world_size)
         if n < 0 or world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need n >= 0, world_size >= 1 and 0 <= rank < world_size; "
                              f"got {n}, {rank}, {world_size}")
