@@ -89,12 +89,12 @@ def _render(input, out, suffix, view, style, mask, mask_mode, gt, scene, frame, 
     if suffix == ".html":
         from occ4d.vis.viewer import save_viewer
 
-        sources = {"pred" if truth is not None else "gt": seq.semantics}
+        sources = {"occ": seq.semantics}
         if truth is not None:
-            sources = {"gt": truth.semantics, **sources}
+            sources = {"gt": truth.semantics, "pred": seq.semantics}
         save_viewer(out, sources, vocab=seq.vocab, grid=seq.grid,
                     mask_camera=(truth or seq).mask_camera, trajectory=seq.trajectory, hz=seq.hz,
-                    current=seq.current, title=name or "occ4d viewer")
+                    current=seq.current, title=name or "occ4d viewer", labels={"occ": "occupancy"})
         return
 
     if suffix == ".png":
