@@ -13,6 +13,7 @@ import sys
 # name -> "module:function". Each entry is one command of the CLI.
 COMMANDS: dict[str, str] = {
     "demo": "occ4d.commands.demo:demo",
+    "synth": "occ4d.commands.synth:synth",
     "eval": "occ4d.commands.eval:evaluate",
     "convert": "occ4d.commands.convert:convert",
     "info": "occ4d.commands.info:info",
