@@ -58,12 +58,17 @@ def run(rank: int = 0, world: int = 1) -> dict:
             **{f"flow-{k}": m.compute() for k, m in flows.items()}}
 
 
-def worker(rank: int, world: int, folder: str) -> None:
-    torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank,
-                                         world_size=world)
-    try:
-        out = run(rank, world)
-        if rank == 0:
-            Path(folder, "result.pkl").write_bytes(pickle.dumps(out))
-    finally:
-        torch.distributed.destroy_process_group()
+def worker(rank: int, folder: str) -> None:
+    """Spawned with 3 processes: all three score the data, then ranks 0 and 1 score it again as a
+    2-process group (one spawn serves both world sizes, keeping the test lean)."""
+    for world in (3, 2):
+        if rank >= world:
+            return
+        torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/store{world}", rank=rank,
+                                             world_size=world)
+        try:
+            out = run(rank, world)
+            if rank == 0:
+                Path(folder, f"result{world}.pkl").write_bytes(pickle.dumps(out))
+        finally:
+            torch.distributed.destroy_process_group()

@@ -233,8 +233,7 @@ def test_scoring_matches_calc_rayiou_on_real_frames(occ3d_frame_paths, rng):
 
 
 def test_torch_path_equals_numba_on_real_frames(occ3d_frame_paths):
-    origins = np.array([LIDAR[0], [-20.0, 10.0, 2.2]])
-    for p in occ3d_frame_paths:
+    for p, origins in zip(occ3d_frame_paths, (LIDAR, np.array([[-20.0, 10.0, 2.2]])), strict=True):
         sem = load_labels(p).semantics
         a = cast(sem != FREE, origins, ray_directions(), backend="numba")
         b = cast(torch.from_numpy(sem != FREE), origins, ray_directions(), backend="torch")
