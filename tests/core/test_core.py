@@ -125,3 +125,9 @@ def test_camera_projection_front_camera():
     small = cam.scaled(0.5, 0.5)
     uv2, _, _ = small.project(np.array([[11.5, 0, 1.5]]))
     assert np.allclose(uv2[0], [200, 112.5])
+
+
+def test_trajectory_reference_row_is_exactly_zero():
+    poses = np.stack([yaw_pose(3.1 * t, -1.7 * t, 0.37 * t + 0.2) for t in range(5)])
+    tr = Trajectory.from_poses(poses, ref=3)
+    assert tr.xyyaw[3].tolist() == [0.0, 0.0, 0.0]

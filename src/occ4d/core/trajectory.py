@@ -45,6 +45,7 @@ class Trajectory:
         for t, p in enumerate(poses):
             rel = ref_inv @ check_pose(p, source, f"pose {t}")
             out[t] = rel[0, 3], rel[1, 3], np.arctan2(rel[1, 0], rel[0, 0])
+        out[ref] = 0.0  # inv(P) @ P leaves ~1e-17 round-off; the reference row is exactly the origin
         return cls(out, hz)
 
     def to_poses(self, ref_pose: np.ndarray | None = None) -> np.ndarray:

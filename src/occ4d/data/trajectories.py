@@ -30,9 +30,7 @@ from occ4d.data.index import FrameRecord
 def ego_trajectory(records: Sequence[FrameRecord], current: int, hz: float = 2.0) -> Trajectory:
     """(T, 3) x, y, yaw of every record's ego pose in the ego frame of ``records[current]``."""
     poses = np.stack([r.ego2global for r in records])
-    xyyaw = Trajectory.from_poses(poses, current, hz, str(records[current].path)).xyyaw.copy()
-    xyyaw[current] = 0.0  # exactly, not the ~1e-17 rounding residue of P^-1 P
-    return Trajectory(xyyaw, hz)
+    return Trajectory.from_poses(poses, current, hz, str(records[current].path))
 
 
 def lidar_future_displacements(records: Sequence[FrameRecord], current: int,
