@@ -248,3 +248,15 @@ def test_trajectory_helpers():
     assert torch.allclose(r[0, 0], torch.tensor([0.0, 1.0, -math.pi / 2]), atol=1e-6)
     ext = extend_traj(torch.tensor([[[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]]), 5)
     assert torch.allclose(ext[0, :, 0], torch.tensor([0.0, 2.0, 4.0, 6.0, 8.0]))
+
+
+def test_latent_cache_matches_direct_encoding(data):
+    occ, _ = data
+    codec = codec_for(occ)
+    keys = [[f"s{b}/f{t}" for t in range(10)] for b in range(2)]
+    direct, _ = codec.encode(occ)
+    cached, _ = codec.encode(occ, keys)
+    assert torch.allclose(direct, cached, atol=1e-6) and len(codec._cache) == 20
+    again, _ = codec.encode(occ[:, 2:5], [row[2:5] for row in keys])  # served from the cache
+    assert torch.allclose(again, direct[:, :, 2:5], atol=1e-6) and len(codec._cache) == 20
+    assert torch.equal(codec.token_ids(occ, keys), codec.tokenizer.encode(occ).indices)

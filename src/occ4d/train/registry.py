@@ -53,6 +53,7 @@ class ModelSpec:
 SPECS: dict[str, str] = {
     "tokenizer": "occ4d.train.tokenizer:SPEC",
     "worldmodel": "occ4d.train.worldmodel:SPEC",
+    "features": "occ4d.train.features:SPEC",
 }
 
 

@@ -303,7 +303,11 @@ def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor,
         return net.criterion(model(occ[:, : m.past], traj[:, : m.past]), traj[:, m.past :])
     if not bool(net.codec.fitted):  # latent statistics from the first batch (saved with the model)
         net.codec.fit([occ])
-    return model(occ, traj, _step_generator(occ.device))
+    keys = [
+        [f"{scene}/{tok}" for tok in toks]
+        for scene, toks in zip(batch["scene"], batch["tokens"], strict=True)
+    ]
+    return model(occ, traj, _step_generator(occ.device), keys)
 
 
 def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:

@@ -141,17 +141,21 @@ class OccAutoregressive(nn.Module):
         return self.head(self.norm(x[:, :, 1:])).reshape(b, t, h, w, -1)
 
     @torch.no_grad()
-    def tokens(self, occ: torch.Tensor) -> torch.Tensor:
-        """(B, T, X, Y, Z) -> token ids (B, T, h, w) from the frozen tokenizer."""
-        return self.codec.tokenizer.encode(occ).indices
+    def tokens(self, occ: torch.Tensor, keys=None) -> torch.Tensor:
+        """(B, T, X, Y, Z) -> token ids (B, T, h, w) from the frozen tokenizer (cached by ``keys``)."""
+        return self.codec.token_ids(occ, keys)
 
-    def forward(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None, keys=None
+    ):
         """The training loss (so that a DDP wrapper sees it as the forward pass)."""
-        return self.loss(occ, traj, generator)
+        return self.loss(occ, traj, generator, keys)
 
-    def loss(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+    def loss(
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None, keys=None
+    ):
         """Teacher-forced next-frame token cross-entropy over every transition of the clip."""
-        ids = self.tokens(occ)
+        ids = self.tokens(occ, keys)
         logits = self.logits(ids[:, :-1], traj)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
         acc = (logits.argmax(-1) == ids[:, 1:]).float().mean()

@@ -93,14 +93,19 @@ class OccForecaster(nn.Module):
 
         return den
 
-    def forward(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None, keys=None
+    ):
         """The training loss (so that a DDP wrapper sees it as the forward pass)."""
-        return self.loss(occ, traj, generator)
+        return self.loss(occ, traj, generator, keys)
 
     def loss(
-        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator, keys=None
     ) -> tuple[torch.Tensor, dict]:
-        """occ (B, past + future, X, Y, Z) ids; traj (B, past + future, 3) relative to the current frame."""
+        """occ (B, past + future, X, Y, Z) ids; traj (B, past + future, 3) relative to the current frame.
+
+        ``keys`` (B lists of one string per frame) let a frozen tokenizer reuse cached latents.
+        """
         if occ.shape[1] != self.config.frames:
             raise ValueError(f"expected {self.config.frames} frames, got {occ.shape[1]}")
         if self.config.mode == "e2e":
@@ -110,7 +115,7 @@ class OccForecaster(nn.Module):
             recon = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), occ.long().reshape(-1))
             extra = recon + q.loss
         else:
-            z, _ = self.codec.encode(occ)
+            z, _ = self.codec.encode(occ, keys)
             recon = extra = None
         ctx, mask = self._context(z[:, :, : self.past_lat])
         den = self._denoiser(traj, ctx, mask)

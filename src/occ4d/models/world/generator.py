@@ -72,15 +72,20 @@ class OccGenerator(nn.Module):
         frames = torch.arange(t, device=generator.device)[None]
         return (frames < k[:, None]).float().reshape(b, 1, t, 1, 1).to(device)
 
-    def forward(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None, keys=None
+    ):
         """The training loss (so that a DDP wrapper sees it as the forward pass)."""
-        return self.loss(occ, traj, generator)
+        return self.loss(occ, traj, generator, keys)
 
     def loss(
-        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator
+        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator, keys=None
     ) -> tuple[torch.Tensor, dict]:
-        """occ (B, frames, X, Y, Z) ids, traj (B, frames, 3) in any frame (rebased to frame 0 here)."""
-        z, quant_loss = self.codec.encode(occ)  # (B, C, t, h, w)
+        """occ (B, frames, X, Y, Z) ids, traj (B, frames, 3) in any frame (rebased to frame 0 here).
+
+        ``keys`` (B lists of one string per frame) let a frozen tokenizer reuse cached latents.
+        """
+        z, _ = self.codec.encode(occ, keys)  # (B, C, t, h, w)
         b, _, t, h, w = z.shape
         traj = rebase_traj(traj.float(), 0)
         mask = self._prefix_mask(b, t, generator, z.device) if self.config.dit.context else None

@@ -9,6 +9,7 @@ quantised embedding (what the decoder reads), as in OccSora.
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from occ4d.models.tokenizers import OccTokenizer
@@ -33,6 +34,9 @@ class LatentCodec(nn.Module):
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         if not trainable:
             tokenizer.requires_grad_(False)
+        # Frozen per-frame tokenizers give each frame the same latent every time, so training
+        # encodes each frame once: frame key -> token ids (VQ/FSQ) or raw latent (KL), on the CPU.
+        self._cache: dict[str, torch.Tensor] = {}
 
     def train(self, mode: bool = True) -> LatentCodec:
         super().train(mode)
@@ -89,11 +93,55 @@ class LatentCodec(nn.Module):
         mean, std = self._shape(latent)
         return (latent - mean) / std
 
-    def encode(self, occ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, X, Y, Z) ids -> (normalised latent (B, C, t, h, w), tokenizer's bottleneck loss)."""
+    @property
+    def cacheable(self) -> bool:
+        return not self.trainable and self.tokenizer.config.backbone == "2d"
+
+    def _raw_cached(
+        self, occ: torch.Tensor, keys: list[list[str]]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw latents (B, C, T, h, w) and ids (B, T, h, w) or None, encoding only unseen frames."""
+        b, t = occ.shape[:2]
+        flat = [k for row in keys for k in row]
+        if len(flat) != b * t:
+            raise ValueError(f"need one key per frame ({b} x {t}), got {len(flat)}")
+        missing = [i for i, k in enumerate(flat) if k not in self._cache]
+        if missing:
+            frames = occ.flatten(0, 1)[missing][:, None]  # (M, 1, X, Y, Z)
+            with torch.no_grad():
+                q = self.tokenizer.encode(frames)
+            store = q.indices[:, 0] if q.indices is not None else q.latent[:, :, 0]
+            for j, i in enumerate(missing):
+                self._cache[flat[i]] = store[j].detach().cpu()
+        stored = torch.stack([self._cache[k] for k in flat]).to(occ.device)
+        if stored.dtype in (torch.int64, torch.int32):
+            ids = stored.reshape(b, t, *stored.shape[1:])
+            return self.tokenizer.quantizer.lookup(ids), ids
+        return rearrange(stored.reshape(b, t, *stored.shape[1:]), "b t c h w -> b c t h w"), None
+
+    def encode(
+        self, occ: torch.Tensor, keys: list[list[str]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, X, Y, Z) ids -> (normalised latent (B, C, t, h, w), tokenizer's bottleneck loss).
+
+        ``keys`` (one unique string per frame, e.g. the sample tokens) lets a frozen per-frame
+        tokenizer reuse latents it has already computed.
+        """
+        if keys is not None and self.cacheable:
+            raw, _ = self._raw_cached(occ, keys)
+            return self.normalise(raw), raw.new_zeros(())
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             q = self.tokenizer.encode(occ)
         return self.normalise(q.latent), q.loss
+
+    def token_ids(self, occ: torch.Tensor, keys: list[list[str]] | None = None) -> torch.Tensor:
+        """(B, T, X, Y, Z) -> token ids (B, T, h, w) of a frozen VQ/FSQ per-frame tokenizer."""
+        if keys is not None and self.cacheable:
+            _, ids = self._raw_cached(occ, keys)
+            if ids is not None:
+                return ids
+        with torch.no_grad():
+            return self.tokenizer.encode(occ).indices
 
     def decode_logits(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         """Normalised latent -> per-voxel logits (B, T, X, Y, Z, classes)."""
