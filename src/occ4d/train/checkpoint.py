@@ -68,7 +68,10 @@ def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, tor
         state.setdefault(int(idx), {})[key] = value
     for idx, kv in meta.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(kv)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # JSON turned tuples (betas) into lists; "params" is the one list-valued entry
+    groups = [{k: (v if k == "params" or not isinstance(v, list) else tuple(v)) for k, v in g.items()}
+              for g in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],

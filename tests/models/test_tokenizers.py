@@ -1,0 +1,179 @@
+"""Tokenizers: every preset's layout, forward/backward at reduced size, the bottlenecks, the loss."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from occ4d.core.vocab import Occ3D
+from occ4d.models.quantizers import FiniteScalarQuantizer, GaussianBottleneck, VectorQuantizerEMA, code_stats
+from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, balanced_class_weights, tokenizer_loss
+from occ4d.models.tokenizers.tokenizer import random_crop
+from occ4d.train.tokenizer import PRESETS
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def narrow(cfg: TokenizerConfig, **kw) -> TokenizerConfig:
+    """The same layout with few channels (shapes and ratios depend only on the layout)."""
+    return replace(cfg, channels=4, latent_dim=8, **kw)
+
+
+# (latent (t, x, y) of a full-grid clip, compression) per paper-size preset (PROTOCOLS §4a)
+EXPECTED = {
+    "occworld": (1, (1, 50, 50), 16.0),
+    "occsora": (32, (4, 25, 25), 512.0),
+    "dome-vae": (1, (1, 25, 25), 64.0),
+    "occ4d-512x": (32, (4, 25, 25), 512.0),
+    "tiny-vqvae": (1, (1, 50, 50), 16.0),
+    "tiny-vqvae4d": (8, (1, 25, 25), 512.0),
+    "tiny-vae": (1, (1, 25, 25), 64.0),
+    "tiny-512x": (8, (1, 25, 25), 512.0),
+}
+
+
+def test_preset_layouts_match_the_papers():
+    assert set(EXPECTED) == set(PRESETS)
+    for name, (frames, latent, ratio) in EXPECTED.items():
+        model = OccTokenizer(narrow(PRESETS[name].model))
+        assert model.latent_shape(frames) == latent, name
+        assert model.compression_ratio(frames) == ratio, name
+        assert PRESETS[name].data.frames == frames, name
+    assert PRESETS["occworld"].model.codebook_size == 512 and PRESETS["occsora"].model.codebook_size == 512
+    assert PRESETS["occworld"].model.expansion * 16 == 128  # class embedding x8, 16 heights folded
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_runs_forward_and_backward_at_reduced_size(name):
+    cfg = narrow(PRESETS[name].model, grid=(32, 32, 16), train_crop=0)
+    model = OccTokenizer(cfg)
+    frames = 4 if cfg.backbone == "3d" else 2
+    occ = torch.randint(0, 18, (2, frames, 32, 32, 16))
+    torch.manual_seed(0)
+    loss, stats = tokenizer_loss(model, occ, cfg)
+    loss.backward()
+    assert torch.isfinite(loss) and stats["ce"] > 0
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    model.eval()
+    q = model.encode(occ)
+    logits = model.decode(q.latent, frames)
+    assert logits.shape == (2, frames, 32, 32, 16, 18)
+    if cfg.bottleneck != "kl":
+        assert q.indices.shape == (2, *model.latent_shape(frames))
+        torch.testing.assert_close(model.decode_indices(q.indices, frames), logits, atol=1e-4, rtol=1e-4)
+
+
+def test_odd_sizes_round_trip():
+    cfg = TokenizerConfig(backbone="3d", grid=(36, 20, 16), channels=4, latent_dim=8, channel_mult=(1, 2, 2),
+                          spatial_down=2, temporal_down=1, patch=(1, 2, 2), mid_attention=False)
+    model = OccTokenizer(cfg).eval()
+    occ = torch.randint(0, 18, (1, 6, 36, 20, 16))
+    assert model.latent_shape(6) == (3, 5, 3)  # ceil at every halving: 18->9->5, 10->5->3
+    assert model(occ).logits.shape == (1, 6, 36, 20, 16, 18)
+
+
+def test_the_tokenizer_learns_a_scene():
+    """A few hundred steps on one grid must reconstruct it far above chance."""
+    cfg = TokenizerConfig(grid=(16, 16, 16), channels=16, latent_dim=16, codebook_size=64,
+                          channel_mult=(1, 2), spatial_down=1, num_res_blocks=1, mid_attention=False)
+    occ = torch.full((1, 1, 16, 16, 16), int(Occ3D.FREE))
+    occ[..., :2] = int(Occ3D.DRIVEABLE_SURFACE)
+    occ[:, :, 4:8, 4:8, 2:5] = int(Occ3D.CAR)
+    occ[:, :, 10:, :, 2:9] = int(Occ3D.MANMADE)
+    torch.manual_seed(0)
+    model = OccTokenizer(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss, _ = tokenizer_loss(model, occ, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert (model.reconstruct(occ) == occ).float().mean() > 0.97
+
+
+def test_vq_ema_moves_codes_to_their_cluster_means_and_restarts_dead_codes():
+    torch.manual_seed(0)
+    vq = VectorQuantizerEMA(dim=2, codebook_size=4, decay=0.0, dead_threshold=0.5)
+    z = torch.tensor([[1.0, 0.0], [1.2, 0.0], [-3.0, 5.0], [-3.0, 5.2]]).t().reshape(1, 2, 4)  # (B, C, N)
+    vq.train()
+    vq(z)  # first batch initialises the codebook from encoder outputs
+    out = vq(z)
+    assert out.indices.shape == (1, 4)
+    # with decay 0 every used code sits exactly at the mean of its members
+    for k in out.indices.unique():
+        members = z[0, :, out.indices[0] == k]
+        torch.testing.assert_close(vq.embed[k], members.mean(1))
+    # codes nobody used fell below the threshold and were restarted on batch vectors
+    assert bool((vq.cluster_size >= 0.5).all())
+    batch = z[0].t()
+    unused = [k for k in range(4) if k not in out.indices]
+    assert unused and all(any(torch.equal(vq.embed[k], b) for b in batch) for k in unused)
+    # commitment loss and straight-through gradient
+    zz = z.clone().requires_grad_(True)
+    vq.eval()
+    res = vq(zz)
+    (res.latent.sum() + res.loss).backward()
+    assert zz.grad is not None and torch.isfinite(zz.grad).all()
+    torch.testing.assert_close(vq.lookup(res.indices), res.latent.detach())
+
+
+def test_code_stats():
+    s = code_stats(torch.tensor([0, 0, 1, 1]), codebook_size=4)
+    assert s["usage"] == 0.5 and s["perplexity"] == pytest.approx(2.0)
+
+
+def test_fsq_codes_are_exact_and_the_gaussian_is_deterministic_in_eval():
+    fsq = FiniteScalarQuantizer(dim=6, levels=(5, 5, 3))
+    assert fsq.codebook_size == 75
+    z = torch.randn(2, 6, 3, 4)
+    out = fsq(z)
+    assert out.indices.shape == (2, 3, 4) and int(out.indices.max()) < 75
+    torch.testing.assert_close(fsq.lookup(out.indices), out.latent)
+    kl = GaussianBottleneck(dim=3, kl_weight=1.0).eval()
+    zero = torch.zeros(1, 6, 2, 2)
+    res = kl(zero)
+    assert float(res.loss) == 0.0 and torch.equal(res.latent, torch.zeros(1, 3, 2, 2))
+    kl.train()
+    torch.manual_seed(0)
+    a = kl(zero).latent
+    torch.manual_seed(0)
+    assert torch.equal(a, kl(zero).latent) and a.abs().sum() > 0  # sampled, from torch's seeded RNG
+
+
+def test_balanced_weights_favour_rare_classes():
+    target = torch.tensor([17] * 90 + [4] * 9 + [7])
+    w = balanced_class_weights(target, 18)
+    assert w[7] > w[4] > w[17]
+
+
+def test_random_crop_stays_on_the_token_lattice():
+    occ = torch.arange(40 * 40).reshape(1, 1, 40, 40, 1)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        crop = random_crop(occ, 16, 8)
+        assert crop.shape == (1, 1, 16, 16, 1)
+        corner = int(crop[0, 0, 0, 0, 0])
+        assert (corner // 40) % 8 == 0 and (corner % 40) % 8 == 0
+
+
+def test_configs_reject_inconsistent_layouts():
+    with pytest.raises(ValueError, match="cannot downsample time"):
+        TokenizerConfig(backbone="2d", temporal_down=1)
+    with pytest.raises(ValueError, match="train_crop"):
+        TokenizerConfig(train_crop=64, mid_attention=True)
+    with pytest.raises(ValueError, match="below the number of levels"):
+        TokenizerConfig(channel_mult=(1, 2), spatial_down=2)
+    with pytest.raises(ValueError, match="expected"):
+        model = OccTokenizer(narrow(TokenizerConfig(grid=(8, 8, 16))))
+        model.encode(torch.zeros(1, 1, 8, 8, 8, dtype=torch.long))  # Z must match: heights are channels
