@@ -58,6 +58,40 @@ def _profile(
     return v, s
 
 
+def _straight_run(town: Town, tid: int, need: float) -> float:
+    """Metres of road ahead from the start of track ``tid`` without a turn or curve (up to ``need``)."""
+    total = 0.0
+    while total < need:
+        total += town.tracks[tid].length
+        ahead = [town.connectors[c] for c in town.out[tid] if town.connectors[c].kind == "straight"]
+        if not ahead:
+            break
+        total += float(np.linalg.norm(ahead[0].points[-1] - ahead[0].points[0]))
+        tid = ahead[0].dst
+    return total
+
+
+def _straight_back(town: Town, tid: int, need: float) -> float:
+    """Metres of straight road behind the end of track ``tid`` (up to ``need``)."""
+    total = 0.0
+    while total < need:
+        total += town.tracks[tid].length
+        into = [c for c in town.connectors if c.dst == tid and c.kind == "straight"]
+        if not into:
+            break
+        tid = into[0].src
+    return total
+
+
+def _straight_start(town: Town, lanes: list, need: float, rng: np.random.Generator):
+    """A random lane with ``need`` metres of straight road ahead (else the one with the most)."""
+    runs = np.array([_straight_run(town, t.id, need) for t in lanes])
+    ok = np.nonzero(runs >= need)[0]
+    if len(ok):
+        return lanes[int(ok[rng.integers(len(ok))])]
+    return lanes[int(np.argmax(runs))]
+
+
 def _back(town: Town, tid: int, need: float) -> list[int]:
     """Tracks ending in ``tid`` reaching at least ``need`` metres behind its start (straight first)."""
     chain, total = [tid], 0.0
@@ -93,9 +127,14 @@ def plan_ego(town: Town, behaviour: str, duration: float, rng: np.random.Generat
     if behaviour in ("left_turn", "right_turn"):
         want = behaviour.split("_")[0]
         conns = [c for c in town.connectors if c.kind == want and c.phase >= 0]
-        conn = conns[int(rng.integers(len(conns)))]
         v_c = float(rng.uniform(8.0, 11.0))
         lead = v_c * event + 3.0
+        after = v_c * (duration - event) + 20.0
+        # Straight road before and after the turn, so the turn is the scene's only one.
+        room = np.array([min(_straight_run(town, c.dst, after) / after,
+                             _straight_back(town, c.src, lead) / lead) for c in conns])
+        ok = np.nonzero(room >= 1.0)[0]
+        conn = conns[int(ok[rng.integers(len(ok))])] if len(ok) else conns[int(np.argmax(room))]
         chain = _back(town, conn.src, lead)
         tracks = chain + [conn.dst]
         route = build_route(town, tracks, lead + 150.0 + v_c * duration + 60.0, _straight_first)
@@ -105,14 +144,11 @@ def plan_ego(town: Town, behaviour: str, duration: float, rng: np.random.Generat
         return EgoPlan(behaviour, route, s0, v, _holds(town, route, s), event)
 
     if behaviour == "lane_change":
-        two = [t for t in lanes if town.edges[t.edge].lanes == 2]
-        if not two:
-            two = lanes
-        track = max(rng.permutation(len(two))[:8], key=lambda i: two[i].length)
-        track = two[track]
+        two = [t for t in lanes if town.edges[t.edge].lanes == 2] or lanes
+        track = _straight_start(town, two, 13.0 * duration + 20.0, rng)
         return _lane_change(town, track, duration, steps, event, rng)
 
-    track = lanes[int(rng.integers(len(lanes)))]
+    track = _straight_start(town, lanes, 13.0 * duration + 0.4 * 120.0 + 10.0, rng)
     s0 = float(rng.uniform(EGO_SIZE[0], max(track.length * 0.4, EGO_SIZE[0] + 0.1)))
     if behaviour == "straight":
         v_c = float(rng.uniform(6.0, 12.0))

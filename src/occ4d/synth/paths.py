@@ -77,9 +77,7 @@ def resample(points: np.ndarray) -> Path:
     if len(pts) < 2:
         raise ValueError("a path needs two distinct points")
     cum = np.concatenate([[0.0], np.cumsum(seg)])
-    s = np.arange(0.0, cum[-1] + 1e-9, STEP)
-    if cum[-1] - s[-1] > 1e-6:  # keep the end point so joined paths do not drift
-        s = np.append(s, s[-1] + STEP)
+    s = np.arange(0.0, cum[-1] + 1e-9, STEP)  # uniform: the last sample is within STEP of the end
     xy = np.stack([np.interp(s, cum, pts[:, 0]), np.interp(s, cum, pts[:, 1])], axis=1)
     if len(xy) < 3:
         xy = np.stack([np.interp(np.linspace(0, cum[-1], 3), cum, pts[:, k]) for k in range(2)], axis=1)

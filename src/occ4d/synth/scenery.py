@@ -2,7 +2,8 @@
 works and parked vehicles as a 0.2 m column grid in the world frame, built once per scene.
 
 Columns are classified by their distance to the nearest road centreline (one Euclidean distance
-transform): carriageway, sidewalk (raised one layer: the kerb), and the blocks behind. Each block
+transform): carriageway, sidewalk (with a kerb: a rim one layer up along the road), and the
+blocks behind. Each block
 is a built block (buildings with front yards and garden walls), a park, a paved plaza or a
 parking lot. Buildings are hollow shells as in Occ3D, where lidar never sees inside a building.
 """
@@ -15,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from occ4d.core.vocab import OCC3D_VOCAB, Occ3D
-from occ4d.synth.shapes import KERB_TOP, NZ, ROAD_TOP, boxes, draw_size, layer_range
+from occ4d.synth.shapes import NZ, ROAD_TOP, boxes, draw_size, layer_range
 from occ4d.synth.town import MEDIAN_HALF, PARKING_WIDTH, Town, centrelines
 from occ4d.synth.voxelize import fill_boxes
 
@@ -29,17 +30,6 @@ class WorldMap:
 
     grid: np.ndarray
     origin: tuple[float, float]
-
-    def ground_top(self, x: float, y: float) -> float:
-        """Height of the walkable surface at (x, y): kerb height on sidewalks, road height elsewhere."""
-        a, b = int((x - self.origin[0]) / RES), int((y - self.origin[1]) / RES)
-        if (
-            0 <= a < self.grid.shape[0]
-            and 0 <= b < self.grid.shape[1]
-            and self.grid[a, b, 1] in (Occ3D.SIDEWALK, Occ3D.OTHER_FLAT)
-        ):
-            return KERB_TOP
-        return ROAD_TOP
 
 
 class _Painter:
@@ -110,7 +100,8 @@ def build_world(town: Town, bounds: tuple[float, float, float, float], rng: np.r
     inner = dist > hw + sw
 
     grid[road, 0] = Occ3D.DRIVEABLE_SURFACE
-    grid[side, 0:2] = Occ3D.SIDEWALK
+    grid[side, 0] = Occ3D.SIDEWALK
+    grid[side & (dist <= hw + 0.4), 1] = Occ3D.SIDEWALK  # the kerb: a raised rim along the road
     _medians(town, p, edge, dist, road)
 
     blocks, n_blocks = ndimage.label(inner)
@@ -305,14 +296,14 @@ def _street_furniture(town: Town, p: _Painter, bounds, rng) -> None:
             outer = e.half_width + e.sidewalk - 0.8
             for s in np.arange(ta + rng.uniform(0, 10), length - tb, rng.uniform(22, 32)):
                 q = pa + h * s + n * kerb
-                _object(p, "pole", q[0], q[1], KERB_TOP, rng)
+                _object(p, "pole", q[0], q[1], ROAD_TOP, rng)
             if rng.random() < 0.6:
                 for s in np.arange(ta + rng.uniform(0, 6), length - tb, rng.uniform(8, 14)):
                     q = pa + h * s + n * outer
-                    _object(p, "tree", q[0], q[1], KERB_TOP, rng)
+                    _object(p, "tree", q[0], q[1], ROAD_TOP, rng)
             for s in np.arange(ta + rng.uniform(0, 20), length - tb, rng.uniform(25, 45)):
                 q = pa + h * s + n * outer
-                _object(p, "bin", q[0], q[1], KERB_TOP, rng)
+                _object(p, "bin", q[0], q[1], ROAD_TOP, rng)
     for n, kind in enumerate(town.kind):
         if kind not in ("cross", "tee"):
             continue
@@ -323,7 +314,7 @@ def _street_furniture(town: Town, p: _Painter, bounds, rng) -> None:
         for sx in (-1, 1):
             for sy in (-1, 1):
                 q = town.nodes[n] + (sx * dx, sy * dy)
-                _object(p, "pole", q[0], q[1], KERB_TOP, rng)
+                _object(p, "pole", q[0], q[1], ROAD_TOP, rng)
 
 
 def _kerbside(town: Town, p: _Painter, bounds, rng) -> None:
@@ -342,7 +333,7 @@ def _kerbside(town: Town, p: _Painter, bounds, rng) -> None:
                     q = rack + h * 0.8 * k
                     size = draw_size("bicycle", rng)
                     bx.append(
-                        boxes("bicycle", q[0], q[1], yaw + np.pi / 2, (size[0], size[1], 1.1), KERB_TOP)
+                        boxes("bicycle", q[0], q[1], yaw + np.pi / 2, (size[0], size[1], 1.1), ROAD_TOP)
                     )
             if not e.parking:
                 continue

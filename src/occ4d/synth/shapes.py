@@ -14,8 +14,7 @@ import numpy as np
 
 from occ4d.core.vocab import Occ3D
 
-ROAD_TOP = -0.6  # m: top of layer 0 (z from -1.0 to -0.6)
-KERB_TOP = -0.2  # m: sidewalks and medians are raised one layer (the kerb)
+ROAD_TOP = -0.6  # m: top of layer 0 (z from -1.0 to -0.6); every walkable surface is at this height
 Z_MIN, DZ, NZ = -1.0, 0.4, 16  # the Occ3D z axis (core.grid.OCC3D)
 
 

@@ -15,7 +15,7 @@ def histogram(root: str | Path) -> dict[str, int]:
     counts = np.zeros(OCC3D_VOCAB.num_classes, np.int64)
     for path in sorted(Path(root).rglob("*.npz")):
         counts += np.bincount(load_labels(path).semantics.ravel(), minlength=OCC3D_VOCAB.num_classes)
-    return {name: int(c) for name, c in zip(OCC3D_VOCAB.names, counts)}
+    return {name: int(c) for name, c in zip(OCC3D_VOCAB.names, counts, strict=True)}
 
 
 def real_histogram(shared_data: Path) -> dict[str, int] | None:

@@ -13,6 +13,8 @@ Trailers are not driven: each sits a fixed arc length behind its tractor on the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numba
 import numpy as np
 
@@ -186,7 +188,9 @@ def step(
 class Simulation:
     """All agents of one scene; agent 0 is the ego, driven by a planned speed profile."""
 
-    def __init__(self, town: Town, agents: list[Agent], ego_plan: np.ndarray):
+    def __init__(self, town: Town, ego: Agent, others: list[Agent], ego_plan: np.ndarray):
+        # Agent.tow indexes ``others``; here everyone moves up one place behind the ego.
+        agents = [ego] + [a if a.tow < 0 else replace(a, tow=a.tow + 1) for a in others]
         self.town, self.agents = town, agents
         self.plan = np.asarray(ego_plan, dtype=np.float64)  # planned ego speed per step (m/s)
         n = len(agents)

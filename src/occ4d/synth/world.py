@@ -25,7 +25,7 @@ from occ4d.synth.ego import BEHAVIOURS, plan_ego
 from occ4d.synth.paths import STEP
 from occ4d.synth.scenery import build_world
 from occ4d.synth.sensing import semantics, sensors
-from occ4d.synth.shapes import KINDS, boxes
+from occ4d.synth.shapes import boxes
 from occ4d.synth.town import TownConfig, build_town
 from occ4d.synth.traffic import DT, Simulation
 
@@ -67,7 +67,7 @@ def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0):
     agents = spawn_traffic(
         town, (lo[0] + 10, lo[1] + 10, hi[0] - 10, hi[1] - 10), duration, rng, path, plan.s0, density
     )
-    sim = Simulation(town, [plan.agent()] + agents, plan.speed)
+    sim = Simulation(town, plan.agent(), agents, plan.speed)
     rig = sensors()
     heights = [a.size for a in sim.agents]
     for f in range(frames):
@@ -80,9 +80,7 @@ def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0):
             x, y, yaw, _ = state[i]
             if (x - ex) ** 2 + (y - ey) ** 2 > 70.0**2:
                 continue
-            kind = sim.agents[i].kind
-            z0 = world.ground_top(x, y) if KINDS[kind].walker else -0.6
-            bxs.append(boxes(kind, x, y, yaw, heights[i], z0))
+            bxs.append(boxes(sim.agents[i].kind, x, y, yaw, heights[i]))
         sem = semantics(world, (ex, ey, eyaw), np.concatenate(bxs) if bxs else np.zeros((0, 8)))
         lidar, camera = rig.masks(sem != OCC3D_VOCAB.free)
         tok = writer.token(seed, index, f)
