@@ -18,7 +18,7 @@ def test_bezier_quarter_turn_is_smooth_and_tangent():
     assert np.allclose(path.xy[0], (0, 0)) and np.allclose(path.xy[-1], (10, 10), atol=STEP)
     assert abs(path.yaw[1]) < 0.1 and abs(path.yaw[-2] - np.pi / 2) < 0.1
     # Close to a circle of radius 10: curvature about 0.1 1/m in the middle, no kinks anywhere.
-    mid = path.curvature[len(path.curvature) // 4: -len(path.curvature) // 4]
+    mid = path.curvature[len(path.curvature) // 4 : -len(path.curvature) // 4]
     assert 0.07 < mid.mean() < 0.13 and path.curvature.max() < 0.2
     assert np.allclose(np.linalg.norm(np.diff(path.xy, axis=0), axis=1), STEP, atol=0.02)
 
@@ -43,7 +43,9 @@ def test_fill_boxes_rotated_box_and_thin_objects():
     grid = np.full((50, 50, 16), FREE, np.uint8)
     # A 3.9 x 1.9 m box rotated 90 deg at the origin of a 0.4 m grid spanning -10..10 m:
     # column centres within 0.95 m in x (4 of them) and 1.95 m in y (10), layers 1..4.
-    fill_boxes(grid, -10.0, -10.0, 0.4, np.array([[0.0, 0.0, np.pi / 2, 3.9, 1.9, -0.6, 1.0, Occ3D.CAR]]), False)
+    fill_boxes(
+        grid, -10.0, -10.0, 0.4, np.array([[0.0, 0.0, np.pi / 2, 3.9, 1.9, -0.6, 1.0, Occ3D.CAR]]), False
+    )
     cols = (grid == Occ3D.CAR).any(2)
     assert cols.sum() == 4 * 10 and cols[23:27, 20:30].all()
     assert (grid == Occ3D.CAR).sum() == 4 * 10 * 4

@@ -56,7 +56,9 @@ def test_traffic_never_overlaps_and_stops_at_red():
     town.signal_hold = plan.holds
     lo = plan.route.path.xy.min(0) - 60
     hi = plan.route.path.xy.max(0) + 60
-    agents = spawn_traffic(town, (lo[0], lo[1], hi[0], hi[1]), 30.0, rng, plan.route.path, plan.s0, density=2.0)
+    agents = spawn_traffic(
+        town, (lo[0], lo[1], hi[0], hi[1]), 30.0, rng, plan.route.path, plan.s0, density=2.0
+    )
     kinds = {a.kind for a in agents}
     assert {"car", "pedestrian", "tractor", "trailer"} <= kinds
     sim = Simulation(town, plan.agent(), agents, plan.speed)
@@ -74,8 +76,20 @@ def test_traffic_never_overlaps_and_stops_at_red():
             if sim.tow[i] == j or sim.tow[j] == i:
                 continue
             ci, si, cj, sj = np.cos(now[i, 2]), np.sin(now[i, 2]), np.cos(now[j, 2]), np.sin(now[j, 2])
-            assert not _overlap(now[i, 0], now[i, 1], ci, si, half_l[i], half_w[i],
-                                now[j, 0], now[j, 1], cj, sj, half_l[j], half_w[j]), (i, j)
+            assert not _overlap(
+                now[i, 0],
+                now[i, 1],
+                ci,
+                si,
+                half_l[i],
+                half_w[i],
+                now[j, 0],
+                now[j, 1],
+                cj,
+                sj,
+                half_l[j],
+                half_w[j],
+            ), (i, j)
         limits = sim.stop_lines()
         front = sim.s + sim.length / 2
         stopped_at_red += int(np.sum((now[:, 3] < 0.1) & np.isfinite(limits) & (limits - front < 3.0)))

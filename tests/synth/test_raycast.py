@@ -73,7 +73,7 @@ def test_fast_masks_agree_with_explicit_rays():
         i, j = rng.integers(0, 38, size=2)
         if abs(i - 20) < 3 and abs(j - 20) < 3:
             continue
-        occ[i:i + rng.integers(1, 4), j:j + rng.integers(1, 4), 1:rng.integers(2, 12)] = True
+        occ[i : i + rng.integers(1, 4), j : j + rng.integers(1, 4), 1 : rng.integers(2, 12)] = True
     a, b = fast(occ), exact(occ)
     iou = lambda x, y: (x & y).sum() / (x | y).sum()  # noqa: E731
     assert iou(a, b) > 0.6

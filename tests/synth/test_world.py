@@ -51,11 +51,19 @@ def test_layout_infos_and_validation(world):
         frame = load_labels(path)  # the same validation as real Occ3D frames
         assert frame.mask_lidar.any() and frame.mask_camera.any()
         assert len(info["can_bus"]) == 18 and isinstance(info["timestamp"], int)
-        assert list(info["cams"]) == ["CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK",
-                                      "CAM_BACK_LEFT", "CAM_BACK_RIGHT"]
+        assert list(info["cams"]) == [
+            "CAM_FRONT",
+            "CAM_FRONT_RIGHT",
+            "CAM_FRONT_LEFT",
+            "CAM_BACK",
+            "CAM_BACK_LEFT",
+            "CAM_BACK_RIGHT",
+        ]
         cam = info["cams"]["CAM_BACK"]
         assert cam["data_path"] == "" and np.asarray(cam["cam_intrinsic"]).shape == (3, 3)
-        assert np.asarray(cam["sensor2lidar_rotation"]).shape == (3, 3) and len(cam["sensor2ego_rotation"]) == 4
+        assert (
+            np.asarray(cam["sensor2lidar_rotation"]).shape == (3, 3) and len(cam["sensor2ego_rotation"]) == 4
+        )
         if info["next"]:
             nxt = by_token[info["next"]]
             assert nxt["prev"] == info["token"] and nxt["timestamp"] - info["timestamp"] == 500_000
@@ -87,8 +95,25 @@ def test_class_frequencies_like_occ3d(world, occ3d_frame_paths):
 def test_same_seed_same_bytes_for_any_worker_count(world, tmp_path):
     root, _ = world
     generate(tmp_path / "a", scenes=2, frames=3, seed=SEED, workers=1, val_fraction=0.5, progress=False)
-    main(["synth", "--out", str(tmp_path / "b"), "--scenes", "2", "--frames", "3", "--seed", str(SEED),
-          "--workers", "2", "--val-fraction", "0.5", "--real", str(tmp_path / "none")])
+    main(
+        [
+            "synth",
+            "--out",
+            str(tmp_path / "b"),
+            "--scenes",
+            "2",
+            "--frames",
+            "3",
+            "--seed",
+            str(SEED),
+            "--workers",
+            "2",
+            "--val-fraction",
+            "0.5",
+            "--real",
+            str(tmp_path / "none"),
+        ]
+    )
     a, b = files(tmp_path / "a"), files(tmp_path / "b")
     assert a == b and len(a) == 2 * 3 + 3
     # A scene's labels depend only on (seed, scene): the same as in the 7-scene world.

@@ -40,7 +40,9 @@ def synth(
     )
     print(f"train: {len(summary['train'])} scenes, val: {len(summary['val'])} scenes")
     print("behaviours: " + ", ".join(f"{k}={v}" for k, v in summary["behaviours"].items()))
-    print(f"mask_lidar covers {100 * summary['lidar_coverage']:.1f}% of voxels, "
-          f"mask_camera {100 * summary['camera_coverage']:.1f}%")
+    print(
+        f"mask_lidar covers {100 * summary['lidar_coverage']:.1f}% of voxels, "
+        f"mask_camera {100 * summary['camera_coverage']:.1f}%"
+    )
     real_counts = real_histogram(Path(real)) if Path(real).is_dir() else None
     print(format_histograms(summary["class_counts"], real_counts))

@@ -131,8 +131,12 @@ def plan_ego(town: Town, behaviour: str, duration: float, rng: np.random.Generat
         lead = v_c * event + 3.0
         after = v_c * (duration - event) + 20.0
         # Straight road before and after the turn, so the turn is the scene's only one.
-        room = np.array([min(_straight_run(town, c.dst, after) / after,
-                             _straight_back(town, c.src, lead) / lead) for c in conns])
+        room = np.array(
+            [
+                min(_straight_run(town, c.dst, after) / after, _straight_back(town, c.src, lead) / lead)
+                for c in conns
+            ]
+        )
         ok = np.nonzero(room >= 1.0)[0]
         conn = conns[int(ok[rng.integers(len(ok))])] if len(ok) else conns[int(np.argmax(room))]
         chain = _back(town, conn.src, lead)

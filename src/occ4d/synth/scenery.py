@@ -126,6 +126,9 @@ def build_world(town: Town, bounds: tuple[float, float, float, float], rng: np.r
         kind = kinds[bi]
         depth = dist[sl] - (hw + sw)[sl]
         if kind == "built":
+            # Occ3D labels only what accumulated lidar hit; behind a row of buildings nothing is.
+            back = mask & (depth > 18.0)
+            p.g[sl][back, 0] = FREE
             _buildings(p, sl, mask & (depth > rng.uniform(2.0, 5.0)), area, rng)
             if rng.random() < 0.5:
                 _walls(p, sl, mask & (depth <= 0.45), xs, ys, rng)
