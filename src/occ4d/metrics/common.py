@@ -52,7 +52,9 @@ def check_label_tensor(
         want = ", ".join(map(str, shape))
         raise DataError(source, f"{name} must have shape (..., {want}), got {tuple(t.shape)}")
     if t.numel():
-        lo, hi = int(t.min()), int(t.max())
+        # NumPy reductions on CPU tensors: far cheaper than torch's on small shared machines.
+        a = t.numpy() if t.device.type == "cpu" else None
+        lo, hi = (int(a.min()), int(a.max())) if a is not None else (int(t.min()), int(t.max()))
         top = num_classes - 1
         if lo < 0 or hi > top:
             bad = (t < 0) | (t > top)
@@ -81,7 +83,8 @@ def check_mask_tensor(mask, shape, source: str | None = None, name: str = "mask"
     if tuple(m.shape) != tuple(shape):
         raise DataError(source, f"{name} must have shape {tuple(shape)}, got {tuple(m.shape)}")
     if m.dtype != torch.bool:
-        if m.dtype not in _INT_DTYPES or (m.numel() and (int(m.min()) < 0 or int(m.max()) > 1)):
+        a = m.numpy() if m.device.type == "cpu" else m
+        if m.dtype not in _INT_DTYPES or (m.numel() and (int(a.min()) < 0 or int(a.max()) > 1)):
             raise DataError(source, f"{name} must hold only 0 and 1 (dtype {m.dtype})")
         m = m.bool()
     return m

@@ -26,6 +26,8 @@ from occ4d.core.errors import DataError
 from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OPENOCC_VOCAB, OpenOcc, Vocabulary
 from occ4d.metrics.common import nanmean, safe_ratio
+from occ4d.metrics.origins import ray_directions
+from occ4d.metrics.raycast import voxel_space
 from occ4d.metrics.rayiou import THRESHOLDS, RayIoU
 from occ4d.metrics.reduce import all_reduce_sum
 
@@ -93,11 +95,14 @@ class RayFlowMetric(RayIoU):
             raise DataError(source, "flow evaluation needs both the predicted and the ground-truth flow")
         pf = check_flow(pred_flow, self.grid.shape, source, "predicted flow", gt_t.device)
         gf = check_flow(gt_flow, self.grid.shape, source, "ground-truth flow", gt_t.device)
-        gl, gh = self.cast_grid(gt_t, o)
-        pl, ph = self.cast_grid(pred_t, o)
-        g_depth, p_depth = gh.depth, ph.depth
-        g_flow = gf[gh.voxel[:, 0], gh.voxel[:, 1], gh.voxel[:, 2]]
-        p_flow = pf[ph.voxel[:, 0], ph.voxel[:, 1], ph.voxel[:, 2]]
+        space = voxel_space(o, ray_directions(), self.grid)
+        gl, gh = self.cast_grid(gt_t, o, space)
+        pl, ph = self.cast_grid(pred_t, o, space)
+        gv, pv = gh.voxel.to(gf.device), ph.voxel.to(gf.device)
+        g_flow = gf[gv[:, 0], gv[:, 1], gv[:, 2]]
+        p_flow = pf[pv[:, 0], pv[:, 1], pv[:, 2]]
+        gl, pl = gl.to(gf.device), pl.to(gf.device)
+        g_depth, p_depth = gh.depth.to(gf.device), ph.depth.to(gf.device)
         if self.fp16:
             g_depth, p_depth = g_depth.half().float(), p_depth.half().float()
             g_flow, p_flow = g_flow.half().float(), p_flow.half().float()

@@ -60,13 +60,14 @@ def voxel_space(
 
 
 def cast_numba(occupied: np.ndarray, origins: np.ndarray, directions: np.ndarray,
-               grid: GridSpec = OCC3D) -> RayHits:
+               grid: GridSpec = OCC3D, space: tuple[np.ndarray, np.ndarray] | None = None) -> RayHits:
     """Cast every direction from every origin through a bool grid ``[x, y, z]`` on the CPU.
 
-    Returns depth (T*R,) float32 metres and voxel (T*R, 3) int64, origin-major.
+    Returns depth (T*R,) float32 metres and voxel (T*R, 3) int64, origin-major. ``space`` is
+    :func:`voxel_space`'s result when the caller already has it (GT and prediction share it).
     """
     occ = np.ascontiguousarray(np.asarray(occupied, dtype=np.bool_))
-    o_vox, e_vox = voxel_space(origins, directions, grid)
+    o_vox, e_vox = space if space is not None else voxel_space(origins, directions, grid)
     depth = np.empty(e_vox.shape[:2], dtype=np.float32)
     vox = np.empty((*e_vox.shape[:2], 3), dtype=np.int64)
     from occ4d.metrics.raycast_numba import walk
@@ -77,9 +78,9 @@ def cast_numba(occupied: np.ndarray, origins: np.ndarray, directions: np.ndarray
 
 
 def cast_torch(occupied: torch.Tensor, origins: np.ndarray, directions: np.ndarray,
-               grid: GridSpec = OCC3D) -> RayHits:
+               grid: GridSpec = OCC3D, space: tuple[np.ndarray, np.ndarray] | None = None) -> RayHits:
     """The same walk as tensor operations over all rays at once, on ``occupied``'s device."""
-    o_vox, e_vox = voxel_space(origins, directions, grid)
+    o_vox, e_vox = space if space is not None else voxel_space(origins, directions, grid)
     depth, vox = walk_torch(occupied, o_vox, e_vox)
     return RayHits(depth * torch.tensor(grid.voxel_size[0], dtype=torch.float32), vox)
 
@@ -153,20 +154,25 @@ def walk_torch(occupied: torch.Tensor, o_vox: np.ndarray, e_vox: np.ndarray,
     return out_depth.to(torch.float32), out_vox
 
 
+def resolve_backend(backend: str, occupied) -> str:
+    """``auto`` means torch for CUDA tensors and numba otherwise."""
+    if backend not in ("auto", "numba", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+    if backend == "auto":
+        return "torch" if isinstance(occupied, torch.Tensor) and occupied.is_cuda else "numba"
+    return backend
+
+
 def cast(occupied, origins: np.ndarray, directions: np.ndarray, grid: GridSpec = OCC3D,
-         backend: str = "auto") -> RayHits:
+         backend: str = "auto", space: tuple[np.ndarray, np.ndarray] | None = None) -> RayHits:
     """Dispatch: ``numba`` (CPU), ``torch`` (the tensor's device) or ``auto`` (torch for CUDA
     tensors, numba otherwise). Results live on the grid's device."""
-    is_cuda = isinstance(occupied, torch.Tensor) and occupied.is_cuda
-    if backend == "auto":
-        backend = "torch" if is_cuda else "numba"
+    backend = resolve_backend(backend, occupied)
     if backend == "numba":
         occ_np = occupied.cpu().numpy() if isinstance(occupied, torch.Tensor) else np.asarray(occupied)
-        hits = cast_numba(occ_np, origins, directions, grid)
+        hits = cast_numba(occ_np, origins, directions, grid, space)
         if isinstance(occupied, torch.Tensor) and occupied.device.type != "cpu":
             hits = RayHits(hits.depth.to(occupied.device), hits.voxel.to(occupied.device))
         return hits
-    if backend == "torch":
-        occ_t = occupied if isinstance(occupied, torch.Tensor) else torch.from_numpy(np.asarray(occupied))
-        return cast_torch(occ_t, origins, directions, grid)
-    raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+    occ_t = occupied if isinstance(occupied, torch.Tensor) else torch.from_numpy(np.asarray(occupied))
+    return cast_torch(occ_t, origins, directions, grid, space)

@@ -26,7 +26,7 @@ from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
 from occ4d.metrics.common import as_float_list, check_label_tensor, check_same_shape, nanmean, safe_ratio
 from occ4d.metrics.origins import ray_directions
-from occ4d.metrics.raycast import RayHits, cast
+from occ4d.metrics.raycast import RayHits, cast, cast_numba, resolve_backend, voxel_space
 from occ4d.metrics.reduce import all_reduce_sum
 
 THRESHOLDS = (1.0, 2.0, 4.0)  # metres
@@ -73,11 +73,20 @@ class RayIoU:
         self.samples = 0
 
     # -- casting ---------------------------------------------------------------------------------
-    def cast_grid(self, labels: torch.Tensor, origins: np.ndarray) -> tuple[torch.Tensor, RayHits]:
+    def cast_grid(self, labels: torch.Tensor, origins: np.ndarray,
+                  space: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[torch.Tensor, RayHits]:
         """Cast all rays through one label grid: (ray labels (N,) int64, hits). Labels above
-        free (e.g. 255) count as occupied (§3.7c step 2)."""
-        occupied = labels != self.vocab.free
-        hits = cast(occupied, origins, ray_directions(), self.grid, self.backend)
+        free (e.g. 255) count as occupied (§3.7c step 2). ``space`` is ``voxel_space(origins)``."""
+        space = space if space is not None else voxel_space(origins, ray_directions(), self.grid)
+        if labels.device.type == "cpu" and resolve_backend(self.backend, labels) == "numba":
+            # CPU: stay in NumPy (torch's small CPU ops are slow on shared cores).
+            lab = labels.contiguous().numpy()
+            hits = cast_numba(lab != self.vocab.free, origins, ray_directions(), self.grid, space)
+            v = hits.voxel.numpy()
+            _, sy, sz = lab.shape
+            ray_labels = lab.reshape(-1)[(v[:, 0] * sy + v[:, 1]) * sz + v[:, 2]].astype(np.int64)
+            return torch.from_numpy(ray_labels), hits
+        hits = cast(labels != self.vocab.free, origins, ray_directions(), self.grid, self.backend, space)
         v = hits.voxel.to(labels.device)
         ray_labels = labels[v[:, 0], v[:, 1], v[:, 2]].to(torch.int64)
         return ray_labels, RayHits(hits.depth.to(labels.device), v)
@@ -95,8 +104,9 @@ class RayIoU:
         """Add one sample: predicted and ground-truth label grids ``[x, y, z]`` and its ray
         origins (T, 3) in metres (``occ4d.metrics.origins.ray_origins``)."""
         pred_t, gt_t, o = self._checked(pred, gt, origins, source)
-        gl, gh = self.cast_grid(gt_t, o)
-        pl, ph = self.cast_grid(pred_t, o)
+        space = voxel_space(o, ray_directions(), self.grid)
+        gl, gh = self.cast_grid(gt_t, o, space)
+        pl, ph = self.cast_grid(pred_t, o, space)
         self.score(pl, ph.depth, gl, gh.depth)
 
     # -- scoring ---------------------------------------------------------------------------------

@@ -44,16 +44,29 @@ class ConfusionMatrix:
     def reset(self) -> None:
         self.hist, self.samples = None, 0
 
-    def add(self, pred: torch.Tensor, gt: torch.Tensor, samples: int = 1) -> None:
-        """Add flat (or any-shaped, equal-shaped) integer tensors of prediction and ground truth."""
+    def add(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None,
+            samples: int = 1) -> None:
+        """Add equal-shaped integer tensors of prediction and ground truth (predictions already
+        checked to lie in 0..n-1), optionally only where the bool ``mask`` is True."""
         n = self.n
-        gt = gt.reshape(-1)
-        pred = pred.reshape(-1)
-        keep = (gt >= 0) & (gt < n)
-        if not bool(keep.all()):
-            gt, pred = gt[keep], pred[keep]
-        idx = gt.to(torch.int64) * n + pred.to(torch.int64)
-        counts = torch.bincount(idx, minlength=n * n).reshape(n, n)
+        if gt.device.type == "cpu":
+            from occ4d.metrics.confusion_numba import confusion
+
+            g = gt.contiguous().numpy()
+            p = pred.contiguous().numpy()
+            m = mask.contiguous().numpy() if mask is not None else np.ones(1, dtype=bool)
+            counts_np = np.zeros(n * n, dtype=np.int64)
+            confusion(g, p, m, mask is not None, n, counts_np)
+            counts = torch.from_numpy(counts_np).reshape(n, n)
+        else:
+            # On accelerators: one bincount with a trash bin for skipped voxels (no boolean
+            # indexing, so no host synchronisation).
+            gt64, pred64 = gt.reshape(-1).to(torch.int64), pred.reshape(-1).to(torch.int64)
+            keep = (gt64 >= 0) & (gt64 < n)
+            if mask is not None:
+                keep &= mask.reshape(-1)
+            idx = torch.where(keep, gt64 * n + pred64, torch.full_like(gt64, n * n))
+            counts = torch.bincount(idx, minlength=n * n + 1)[: n * n].reshape(n, n)
         self.hist = counts if self.hist is None else self.hist + counts.to(self.hist.device)
         self.samples += samples
 
@@ -114,9 +127,7 @@ class Occ3DMIoU:
                     raise DataError(source, f"the {self.mask!r} protocol needs {name}, which is absent")
                 mt = check_mask_tensor(m, gt_t.shape, source, name, device=gt_t.device)
                 keep = mt if keep is None else keep & mt
-        if keep is not None:
-            gt_t, pred_t = gt_t[keep], pred_t[keep]
-        self.cm.add(pred_t, gt_t, samples=batch)
+        self.cm.add(pred_t, gt_t, keep, samples=batch)
 
     def compute(self) -> dict:
         hist, samples = self.cm.reduced()
