@@ -90,7 +90,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=200, help="mIoU updates to time")
     ap.add_argument("--ray-frames", type=int, default=5, help="RayIoU samples to time per backend")
     ap.add_argument("--skip-torch-cpu", action="store_true", help="skip the (slow) torch RayIoU path on CPU")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     data, what = frames(rng)
     rows = [("Occ3D mIoU (camera mask)", f"{bench_miou(data, args.device, args.frames, rng):.0f} frames/s",
