@@ -168,7 +168,10 @@ def generate(
             results.append(_run_scene(job))
             bar.update(frames)
     else:
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        fork = sys.platform.startswith("linux")
+        if fork:
+            sensors()  # built once here; forked workers inherit the sensors' ray-order tables
+        ctx = mp.get_context("fork" if fork else "spawn")
         with ctx.Pool(min(workers, scenes)) as pool:
             for res in pool.imap(_run_scene, jobs):
                 results.append(res)
