@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "render": "occ4d.commands.render:render",
     "report": "occ4d.commands.report:report",
     "train": "occ4d.commands.train:train",
+    "generate": "occ4d.commands.generate:generate",
+    "forecast": "occ4d.commands.forecast:forecast",
 }
 
 
