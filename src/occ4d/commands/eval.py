@@ -168,7 +168,10 @@ def eval_occ(args: EvalArgs) -> tuple[dict, list[list]]:
         else:
             metric.update(pred, gsem, source=src)
     res = metric.compute()
-    rows = [[name, _fmt(v)] for name, v in res.get("per_class", res.get("per_class_fraction", {})).items()]
+    if "per_class" in res:  # Occ3D: percent, devkit-rounded
+        rows = [[name, _fmt(v)] for name, v in res["per_class"].items()]
+    else:  # SurroundOcc / OpenOccupancy report fractions; shown here as percent
+        rows = [[name, _fmt(v * 100)] for name, v in res["per_class_fraction"].items()]
     return res, rows
 
 

@@ -110,22 +110,27 @@ class RayIoU:
         self.score(pl, ph.depth, gl, gh.depth)
 
     # -- scoring ---------------------------------------------------------------------------------
-    def _valid(self, gt_labels: torch.Tensor) -> torch.Tensor:
-        return gt_labels != self.vocab.free
-
     def score(self, pred_labels: torch.Tensor, pred_depth: torch.Tensor,
               gt_labels: torch.Tensor, gt_depth: torch.Tensor) -> torch.Tensor:
         """Add one sample's cast rays; returns the valid-ray mask (GT label not free)."""
         n = self.vocab.num_classes
-        valid = self._valid(gt_labels)
-        gl, pl = gt_labels[valid], pred_labels[valid]
-        err = (pred_depth[valid] - gt_depth[valid]).abs()  # float32, as the reference
+        # CPU tensors are scored with NumPy (same integers; torch's small CPU ops are slow on
+        # shared cores), others with torch on their device.
+        xp_np = gt_labels.device.type == "cpu"
+        gl_all, pl_all = (gt_labels.numpy(), pred_labels.numpy()) if xp_np else (gt_labels, pred_labels)
+        gd_all, pd_all = (gt_depth.numpy(), pred_depth.numpy()) if xp_np else (gt_depth, pred_depth)
+        valid = gl_all != self.vocab.free
+        gl, pl = gl_all[valid], pl_all[valid]
+        err = abs(pd_all[valid] - gd_all[valid])  # float32, as the reference
         same = gl == pl
-        gt_cnt = torch.bincount(gl, minlength=_BINS)[:n]
-        pred_cnt = torch.bincount(pl, minlength=_BINS)[:n]
-        tp = torch.stack(
-            [torch.bincount(gl[same & (err < thr)], minlength=_BINS)[:n] for thr in self.thresholds]
-        )
+
+        def count(x):
+            if xp_np:
+                return torch.from_numpy(np.bincount(x, minlength=_BINS)[:n].astype(np.int64))
+            return torch.bincount(x, minlength=_BINS)[:n]
+
+        gt_cnt, pred_cnt = count(gl), count(pl)
+        tp = torch.stack([count(gl[same & (err < thr)]) for thr in self.thresholds])
         if self.gt_cnt is None:
             self.gt_cnt, self.pred_cnt, self.tp = gt_cnt, pred_cnt, tp
         else:
@@ -133,7 +138,7 @@ class RayIoU:
             self.pred_cnt += pred_cnt
             self.tp += tp
         self.samples += 1
-        return valid
+        return torch.from_numpy(valid) if xp_np else valid
 
     def _reduced(self) -> dict[str, np.ndarray]:
         n, k = self.vocab.num_classes, len(self.thresholds)
