@@ -146,3 +146,13 @@ def test_forecast_clips(tmp_path, occ3d_frame_path):
     assert report["protocol"] == "forecast/strict"
     for key in ("mIoU@1s", "mIoU@2s", "mIoU@3s", "IoU_avg", "mIoU_avg"):
         assert report["results"][key] == expected[key] and not math.isnan(expected[key])
+
+
+def test_unreadable_prediction_names_the_file(tmp_path, occ_root, capsys):
+    root, tokens, frames, preds = occ_root
+    _write_preds(tmp_path / "pred", preds)
+    (tmp_path / "pred" / f"{tokens[0]}.npz").write_bytes(b"not a zip file")
+    with pytest.raises(SystemExit):
+        evaluate("occ", tmp_path / "pred", root)
+    out = capsys.readouterr().out.replace("\n", "")
+    assert f"{tokens[0]}.npz" in out and "unreadable" in out

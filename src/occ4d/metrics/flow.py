@@ -150,6 +150,10 @@ class RayFlowMetric(RayIoU):
         mave = nanmean(ave)
         names = self.vocab.names[: n - 1]
         out["protocol"] = self.protocol
+        out["description"] += (
+            f"; mAVE over {'2 m true-positive rays' if self.mave == 'tp@2m' else 'all valid rays'} "
+            "in m/s; Occ Score = 0.9 RayIoU + 0.1 max(1 - mAVE, 0)"
+        )
         out["mAVE_variant"] = self.mave
         out["mAVE"] = mave
         out["per_class_AVE"] = {names[i]: float(ave[i]) for i in self.flow_classes if i < n - 1}

@@ -121,6 +121,13 @@ class ForecastMetric:
         names = [self.vocab.names[c] for c in self.classes]
         out = {
             "protocol": self.protocol,
+            "description": (
+                f"{len(self.classes)} classes (free excluded), no visibility mask, "
+                + ("IoU = 1 for classes without ground truth, plain mean" if self.protocol_name == "occworld"
+                   else "NaN for classes in neither grid, NaN-mean")
+                + f"; horizons {', '.join(self.report)} at {self.hz:g} Hz; avg = mean of those; int64 "
+                "counters (OccWorld's float32 counters can differ by ~1e-3 points)"
+            ),
             "windows": windows,
             "mIoU_per_step": [float(v) for v in miou],
             "IoU_per_step": [float(v) for v in occ_iou],

@@ -164,6 +164,9 @@ class RayIoU:
         names = self.vocab.names[: self.vocab.num_classes - 1]
         out = {
             "protocol": self.protocol,
+            "description": "SparseOcc RayIoU: fractions; 14,040 rays from up to 8 origins per sample, "
+                           "rays with free ground truth dropped, thresholds "
+                           + "/".join(f"{t:g}" for t in self.thresholds) + " m, dataset pooling",
             "samples": int(r["counts"][0]),
             "RayIoU": nanmean(iou),
         }

@@ -147,6 +147,8 @@ class Occ3DMIoU:
         dyn = [int(c) for c in OCC3D_DYNAMIC] if self.vocab is OCC3D_VOCAB else []
         out = {
             "protocol": self.protocol,
+            "description": f"Occ3D devkit mIoU over {len(sem)} classes (free excluded), mask {self.mask}, "
+                           "one dataset confusion matrix, percent rounded half-to-even",
             "samples": samples,
             "mIoU": devkit_round(miou),
             "mIoU_unrounded": float(miou),
