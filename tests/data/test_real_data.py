@@ -25,12 +25,9 @@ def test_both_real_occ3d_frames(occ3d_frame_paths):
         assert 0.85 < float((f.semantics == OCC3D_VOCAB.free).mean()) < 0.97
 
 
-@pytest.fixture(scope="module")
-def mini(request):
-    from conftest import MINI_INFOS, need
-
-    path = need(MINI_INFOS)
-    return load_index(path), load_pkl(path)["infos"]
+@pytest.fixture
+def mini(mini_infos_path):
+    return load_index(mini_infos_path), load_pkl(mini_infos_path)["infos"]
 
 
 def test_mini_infos_index(mini):
