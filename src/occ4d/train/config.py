@@ -75,14 +75,15 @@ class RunConfig:
     tensorboard: bool = False  # also write TensorBoard events (only if it is installed)
     progress: bool = True
     max_steps: int = 0  # stop after this many optimiser steps of this invocation (0: run to the end)
+    threads: int = 0  # torch intra-op threads per process (0: torch's default)
 
     def __post_init__(self) -> None:
         if min(self.log_every, self.ckpt_every) <= 0 or self.eval_every < 0 or self.keep_last < 1:
             raise ValueError(f"cadences must be positive and keep_last >= 1: {self}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.max_steps < 0:
-            raise ValueError("max_steps must be >= 0")
+        if self.max_steps < 0 or self.threads < 0:
+            raise ValueError("max_steps and threads must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,8 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
     """Train ``spec``'s model as ``cfg`` says; returns the run folder. Works alone or under torchrun."""
     # ---------------------------------------------------------------- setup
     device = dist.init(cfg.run.device)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     rank, world = dist.rank(), dist.world_size()
     run_dir = Path(cfg.run.out)
     use_bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and device.type == "cuda")

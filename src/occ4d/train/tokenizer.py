@@ -23,34 +23,37 @@ from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, tokenizer_los
 from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
 from occ4d.train.registry import ModelSpec
 
-_TINY = dict(num_res_blocks=1, mid_attention=False, train_crop=96)
-_TINY_OPTIM = OptimConfig(lr=2e-3, total_samples=2_400, warmup_samples=100, ema_decay=0.99)
+# CPU budgets: about 15 minutes each on one core of a busy 2-core machine (see benchmarks/tokenizers.py)
+_TINY = dict(num_res_blocks=1, mid_attention=False)
+_TINY_2D = OptimConfig(lr=2e-3, total_samples=4_800, warmup_samples=200, ema_decay=0.99)
+_TINY_4D = OptimConfig(lr=2e-3, total_samples=1_200, warmup_samples=50, ema_decay=0.99)
 
 PRESETS: dict[str, Preset] = {
     # OccWorld's per-frame VQ-VAE, shrunk: 50x50 tokens (16x), codebook 256.
     "tiny-vqvae": Preset(
         TokenizerConfig(backbone="2d", bottleneck="vq", channels=32, channel_mult=(1, 2), spatial_down=1,
-                        patch=(1, 2, 2), latent_dim=64, codebook_size=256, **_TINY),
-        DataConfig(frames=1, batch_size=4), _TINY_OPTIM,
+                        patch=(1, 2, 2), latent_dim=64, codebook_size=256, train_crop=96, **_TINY),
+        DataConfig(frames=1, batch_size=4), _TINY_2D,
         note="OccWorld design at CPU size: 200x200 -> 50x50 tokens, 16x"),
     # OccSora's 4D VQ-VAE, shrunk: 8x200x200 -> 1x25x25 tokens (512x).
     "tiny-vqvae4d": Preset(
         TokenizerConfig(backbone="3d", bottleneck="vq", channels=32, channel_mult=(1, 2, 4), spatial_down=2,
                         temporal_down=2, patch=(2, 2, 2), latent_dim=64, codebook_size=256, beta=1.0,
-                        **_TINY),
-        DataConfig(frames=8, batch_size=1), _TINY_OPTIM,
+                        train_crop=64, **_TINY),
+        DataConfig(frames=8, batch_size=1), _TINY_4D,
         note="OccSora design at CPU size: 8x200x200 -> 1x25x25 tokens, 512x"),
     # DOME-style continuous VAE, shrunk: 25x25 latent (64x).
     "tiny-vae": Preset(
         TokenizerConfig(backbone="2d", bottleneck="kl", channels=32, channel_mult=(1, 2, 4), spatial_down=2,
-                        patch=(1, 2, 2), latent_dim=16, kl_weight=1e-5, **_TINY),
-        DataConfig(frames=1, batch_size=4), _TINY_OPTIM,
+                        patch=(1, 2, 2), latent_dim=16, kl_weight=1e-5, train_crop=96, **_TINY),
+        DataConfig(frames=1, batch_size=4), _TINY_2D,
         note="DOME-style KL-VAE at CPU size: 200x200 -> 25x25 x 16 channels, 64x"),
     # Ours at the tiny OccSora's budget and compression: FSQ instead of a learned codebook.
     "tiny-512x": Preset(
         TokenizerConfig(backbone="3d", bottleneck="fsq", channels=32, channel_mult=(1, 2, 4), spatial_down=2,
-                        temporal_down=2, patch=(2, 2, 2), latent_dim=64, fsq_levels=(8, 5, 5, 5), **_TINY),
-        DataConfig(frames=8, batch_size=1), _TINY_OPTIM,
+                        temporal_down=2, patch=(2, 2, 2), latent_dim=64, fsq_levels=(8, 5, 5, 5),
+                        train_crop=64, **_TINY),
+        DataConfig(frames=8, batch_size=1), _TINY_4D,
         note="occ4d-512x at CPU size, same budget as tiny-vqvae4d"),
     # Paper sizes (GPU).
     "occworld": Preset(
