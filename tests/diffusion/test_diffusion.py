@@ -82,8 +82,9 @@ def test_loss_is_deterministic_and_respects_weight():
         return out
 
     l1 = diffusion_loss(denoise, x0, sch, generator=torch.Generator().manual_seed(3), weight=w)["loss"]
-    l2 = diffusion_loss(denoise_bad_second, x0, sch, generator=torch.Generator().manual_seed(3),
-                        weight=w)["loss"]
+    l2 = diffusion_loss(denoise_bad_second, x0, sch, generator=torch.Generator().manual_seed(3), weight=w)[
+        "loss"
+    ]
     assert torch.allclose(l1, l2)
 
 
@@ -92,10 +93,12 @@ def test_loss_of_exact_denoiser_is_below_trivial():
     for prediction in ("epsilon", "v_prediction"):
         sch = NoiseSchedule(DiffusionConfig(prediction=prediction, cond_dropout=0.0))
         x0 = 2.0 + 0.5 * torch.randn(512, 8, generator=torch.Generator().manual_seed(0))
-        exact = diffusion_loss(gaussian_denoiser(sch, 2.0, 0.5), x0, sch,
-                               generator=torch.Generator().manual_seed(1))["loss"]
-        zero = diffusion_loss(lambda x, t, d: torch.zeros_like(x), x0, sch,
-                              generator=torch.Generator().manual_seed(1))["loss"]
+        exact = diffusion_loss(
+            gaussian_denoiser(sch, 2.0, 0.5), x0, sch, generator=torch.Generator().manual_seed(1)
+        )["loss"]
+        zero = diffusion_loss(
+            lambda x, t, d: torch.zeros_like(x), x0, sch, generator=torch.Generator().manual_seed(1)
+        )["loss"]
         assert exact < 0.6 * zero
 
 
@@ -103,8 +106,14 @@ def test_loss_of_exact_denoiser_is_below_trivial():
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 def test_samplers_recover_the_data_distribution(sampler, steps, prediction):
     sch = NoiseSchedule(DiffusionConfig(prediction=prediction))
-    x = sample(gaussian_denoiser(sch, 3.0, 0.5), (4000, 1), config=sch.config, sampler=sampler, steps=steps,
-               generator=torch.Generator().manual_seed(0))
+    x = sample(
+        gaussian_denoiser(sch, 3.0, 0.5),
+        (4000, 1),
+        config=sch.config,
+        sampler=sampler,
+        steps=steps,
+        generator=torch.Generator().manual_seed(0),
+    )
     # Few-step integrators shrink the variance (discretisation error); at these step counts the
     # error is a few percent. DPM-Solver++ reaches at 20 steps what DDIM needs 100 for.
     assert abs(x.mean().item() - 3.0) < 0.03
@@ -133,8 +142,15 @@ def test_guidance_scale_zero_and_one_are_defined_exactly():
 
     def run(scale, fn=den):
         calls.clear()
-        return sample(fn, (500, 1), config=sch.config, sampler="ddim", steps=10, guidance_scale=scale,
-                      generator=torch.Generator().manual_seed(0))
+        return sample(
+            fn,
+            (500, 1),
+            config=sch.config,
+            sampler="ddim",
+            steps=10,
+            guidance_scale=scale,
+            generator=torch.Generator().manual_seed(0),
+        )
 
     uncond_only = run(1.0, lambda x, t, d: den(x, t, torch.ones_like(d)))
     cond_only = run(1.0, lambda x, t, d: den(x, t, torch.zeros_like(d)))
@@ -160,7 +176,8 @@ def test_bad_steps_are_refused():
     with pytest.raises(ValueError, match="steps"):
         sample(lambda x, t, d: x, (2, 1), config=DiffusionConfig(), steps=0, generator=torch.Generator())
     with pytest.raises(ValueError, match="sampler"):
-        sample(lambda x, t, d: x, (2, 1), config=DiffusionConfig(), sampler="euler",
-               generator=torch.Generator())
+        sample(
+            lambda x, t, d: x, (2, 1), config=DiffusionConfig(), sampler="euler", generator=torch.Generator()
+        )
     with pytest.raises(ValueError, match="batch"):
         sample(lambda x, t, d: x, (2,), config=DiffusionConfig(), generator=torch.Generator())
