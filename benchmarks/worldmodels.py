@@ -1,0 +1,314 @@
+"""World-model benchmarks on the synthetic world: forecasting, sampling, controllability, training cost.
+
+    python benchmarks/worldmodels.py --work WORK [--scale 1.0] [--windows 40] [--clips 8]
+
+Everything lives under WORK (made if absent, reused if present): ``synth/`` (24 scenes x 40
+keyframes, seed 0), and the runs ``runs/<name>`` trained through ``occ4d train`` with the tiny
+presets' budgets times ``--scale``. Then it prints four tables:
+
+1. forecasting (OccWorld protocol, GT trajectory; the diffusion forecaster also with the
+   planner's trajectory): copy-last, ego-warp, autoregressive, diffusion forecaster;
+2. sampling: seconds per clip and Fréchet distance (occ4d-feat features of every generated
+   frame against the validation frames) for 1000-step DDPM and DDIM / DPM-Solver++ at 10/20/50;
+3. controllability: translation / yaw error of generated clips for the trajectory prompts, with
+   the trajectory condition (guidance 1) and without it (guidance 0: the unconditional branch of
+   the same model, trained with 10% condition dropout);
+4. training samples/s and peak resident memory per preset (this machine; shared CPUs make the
+   speeds indicative only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# name -> (command arguments after "occ4d train", preset budget in samples)
+RUNS = {
+    "tiny-vae": (["tokenizer", "--preset", "tiny-vae"], 2400),
+    "tiny-vqvae": (["tokenizer", "--preset", "tiny-vqvae"], 2400),
+    "features": (["features", "--preset", "tiny"], 2000),
+    "planner": (["worldmodel", "--preset", "tiny-planner"], 4000),
+    "forecaster": (
+        ["worldmodel", "--preset", "tiny-forecaster", "--model.tokenizer", "{runs}/tiny-vae"],
+        3000,
+    ),
+    "generator": (["worldmodel", "--preset", "tiny-generator", "--model.tokenizer", "{runs}/tiny-vae"], 3000),
+    "autoregressive": (
+        ["worldmodel", "--preset", "tiny-autoregressive", "--model.tokenizer", "{runs}/tiny-vqvae"],
+        3000,
+    ),
+}
+_TRAIN = """
+import resource, sys, time
+from occ4d.cli import main
+t0 = time.perf_counter()
+main(sys.argv[1:])
+print("BENCH", time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def train(work: Path, name: str, scale: float, wm_scale: float) -> dict:
+    """Train one run unless it exists; return its wall time, samples/s and peak RSS."""
+    runs = work / "runs"
+    out = runs / name
+    stats_file = out / "bench.json"
+    if stats_file.exists():
+        return json.loads(stats_file.read_text())
+    args, budget = RUNS[name]
+    samples = max(8, int(budget * (wm_scale if args[0] == "worldmodel" else scale)))
+    cmd = [
+        sys.executable,
+        "-c",
+        _TRAIN,
+        "train",
+        *[a.format(runs=runs) for a in args],
+        "--data",
+        str(work / "synth"),
+        "--out",
+        str(out),
+        "--optim.total-samples",
+        str(samples),
+        "--optim.warmup-samples",
+        str(samples // 20),
+        "--run.progress",
+        "False",
+        "--run.ckpt-every",
+        str(samples),
+        "--clips.max-val-samples",
+        "8",
+    ]
+    if args[0] == "worldmodel":
+        cmd += ["--model.eval-steps", "10", "--model.eval-clips", "1"]
+    print(f"[train] {name}: {samples} samples", flush=True)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"training {name} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("BENCH")][-1].split()
+    speeds = [
+        json.loads(ln)["samples_per_s"]
+        for ln in (out / "metrics.jsonl").read_text().splitlines()
+        if '"samples_per_s"' in ln
+    ]
+    evals = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in ln]
+    stats = {
+        "samples": samples,
+        "seconds": float(line[1]),
+        "peak_rss_mb": int(line[2]) / 1024,
+        "samples_per_s": float(np.median(speeds[1:] or speeds)),
+        "final_eval": evals[-1] if evals else {},
+    }
+    stats_file.write_text(json.dumps(stats, indent=2))
+    return stats
+
+
+def forecast_table(work: Path, windows: int) -> list[tuple[str, dict]]:
+    from occ4d.commands.forecast import load_forecaster, run_forecast
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+    from occ4d.train.registry import load_model
+
+    ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=6, stride=1, with_masks=False)
+    planner, _, _ = load_model(work / "runs" / "planner")
+    rows = []
+    for name, ckpt, traj in [
+        ("copy last frame", "copy-last", "gt"),
+        ("ego-warp (static world)", "ego-warp", "gt"),
+        ("autoregressive (OccWorld-style)", str(work / "runs/autoregressive"), "gt"),
+        ("diffusion forecaster", str(work / "runs/forecaster"), "gt"),
+        ("diffusion forecaster", str(work / "runs/forecaster"), "pred"),
+    ]:
+        model, past, future, _ = load_forecaster(ckpt)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            r = run_forecast(
+                model,
+                ds,
+                past=past,
+                future=future,
+                traj=traj,
+                planner=planner,
+                steps=20,
+                max_windows=windows,
+                progress=False,
+            )
+        r["seconds_per_window"] = (time.perf_counter() - t0) / r["windows"]
+        rows.append((f"{name} [{traj} traj]", r))
+        print(f"[forecast] {name} {traj}: mIoU avg {r['mIoU_avg']:.2f}", flush=True)
+    return rows
+
+
+def real_features(work: Path, extractor, frames: int) -> torch.Tensor:
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+    from occ4d.models.features import frame_features
+
+    ds = ClipDataset(load_index(work / "synth", "val"), past=1, future=0, with_masks=False)
+    idx = np.linspace(0, len(ds) - 1, min(frames, len(ds))).round().astype(int)
+    occ = torch.stack([ds[int(i)]["semantics"][0] for i in idx])
+    return frame_features(extractor, occ)
+
+
+def sampling_table(work: Path, clips: int) -> list[tuple[str, dict]]:
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+    from occ4d.metrics.generation import frechet_distance, precision_recall
+    from occ4d.models.features import clip_features, extractor_name
+    from occ4d.train.registry import load_model
+
+    gen, cfg, _ = load_model(work / "runs" / "generator")
+    extractor, _, _ = load_model(work / "runs" / "features")
+    real = real_features(work, extractor, 200)
+    ds = ClipDataset(load_index(work / "synth", "val"), past=cfg.model.frames, future=0, with_masks=False)
+    pick = np.linspace(0, len(ds) - 1, clips).round().astype(int)
+    traj = torch.stack([ds[int(i)]["trajectory"] for i in pick]).float()  # real val trajectories as prompts
+    rows = []
+    for sampler, steps in [
+        ("ddpm", 1000),
+        ("ddim", 10),
+        ("ddim", 20),
+        ("ddim", 50),
+        ("dpm++", 10),
+        ("dpm++", 20),
+        ("dpm++", 50),
+    ]:
+        t0 = time.perf_counter()
+        out = gen.generate(traj, generator=torch.Generator().manual_seed(0), sampler=sampler, steps=steps)
+        sec = (time.perf_counter() - t0) / clips
+        fake = clip_features(extractor, out)
+        p, r = precision_recall(real, fake, 3)
+        rows.append(
+            (
+                f"{sampler} {steps}",
+                {
+                    "seconds_per_clip": sec,
+                    "fd": frechet_distance(real.numpy(), fake.numpy()),
+                    "precision": p,
+                    "recall": r,
+                    "frames": len(fake),
+                },
+            )
+        )
+        print(f"[sampling] {sampler} {steps}: {sec:.1f} s/clip, FD {rows[-1][1]['fd']:.2f}", flush=True)
+    half = real_features(work, extractor, 400)
+    rows.append(("real vs real (floor)", {"fd": frechet_distance(half[0::2].numpy(), half[1::2].numpy())}))
+    rows.append(("extractor", {"name": extractor_name(extractor)}))
+    return rows
+
+
+def control_table(work: Path, clips: int, frames: int) -> list[tuple[str, dict]]:
+    from occ4d.metrics.control import ControlMetric
+    from occ4d.models.world.prompts import prompt_trajectory
+    from occ4d.train.registry import load_model
+
+    gen, _, _ = load_model(work / "runs" / "generator")
+    rows = []
+    for prompt in ("straight", "left", "right", "stop", "accelerate"):
+        traj = torch.as_tensor(prompt_trajectory(prompt, frames), dtype=torch.float32)
+        row = {}
+        for label, scale in (("conditioned", 1.0), ("unconditioned", 0.0)):
+            out = gen.generate(
+                traj[None].expand(clips, -1, -1),
+                generator=torch.Generator().manual_seed(1),
+                sampler="dpm++",
+                steps=20,
+                guidance_scale=scale,
+            )
+            m = ControlMetric()
+            for c in out:
+                m.update(c, traj)
+            row[label] = m.compute()
+        rows.append((prompt, row))
+        print(
+            f"[control] {prompt}: {row['conditioned']['trans_err_m']:.2f} m vs "
+            f"{row['unconditioned']['trans_err_m']:.2f} m",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", required=True, help="working folder (data and runs are reused when present)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplier on the tokenizer/feature budgets")
+    ap.add_argument("--wm-scale", type=float, default=1.0, help="multiplier on the world models' budgets")
+    ap.add_argument("--windows", type=int, default=40, help="validation windows for the forecast table")
+    ap.add_argument("--clips", type=int, default=8, help="generated clips per sampler / prompt")
+    ap.add_argument("--only", default="", help="comma-separated subset: train,forecast,sampling,control")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    work = Path(args.work)
+    only = set(args.only.split(",")) if args.only else {"train", "forecast", "sampling", "control"}
+    if not (work / "synth").exists():
+        from occ4d.synth.world import generate
+
+        generate(work / "synth", scenes=24, frames=40, seed=0, progress=False)
+    results: dict = {"scale": args.scale, "wm_scale": args.wm_scale}
+    train_stats = {name: train(work, name, args.scale, args.wm_scale) for name in RUNS}
+    results["train"] = train_stats
+    if "forecast" in only:
+        results["forecast"] = forecast_table(work, args.windows)
+    if "sampling" in only:
+        results["sampling"] = sampling_table(work, args.clips)
+    if "control" in only:
+        results["control"] = control_table(work, args.clips, 8)
+    (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    print_tables(results)
+
+
+def print_tables(results: dict) -> None:
+    if "forecast" in results:
+        print("\n## Forecasting (synthetic val, OccWorld protocol, 4 history frames, 6 future at 2 Hz)\n")
+        print("| model | mIoU 1s | 2s | 3s | avg | IoU 1s | 2s | 3s | avg | s/window |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, r in results["forecast"]:
+            m = [r[f"mIoU@{h}"] for h in ("1s", "2s", "3s")] + [r["mIoU_avg"]]
+            i = [r[f"IoU@{h}"] for h in ("1s", "2s", "3s")] + [r["IoU_avg"]]
+            print(
+                f"| {name} | " + " | ".join(f"{v:.2f}" for v in m + i) + f" | {r['seconds_per_window']:.2f} |"
+            )
+        print(f"\n{results['forecast'][0][1]['windows']} windows.")
+    if "sampling" in results:
+        print("\n## Sampling (tiny generator, 8-frame clips, real val trajectories as prompts)\n")
+        print("| sampler | steps | s/clip | Fréchet distance | precision | recall |")
+        print("|---|---|---|---|---|---|")
+        for name, r in results["sampling"]:
+            if "seconds_per_clip" in r:
+                s, n = name.split()
+                print(
+                    f"| {s} | {n} | {r['seconds_per_clip']:.2f} | {r['fd']:.3f} | {r['precision']:.2f} "
+                    f"| {r['recall']:.2f} |"
+                )
+        extra = dict(results["sampling"][-2:])
+        print(
+            f"\nFloor (two halves of real val frames): {extra['real vs real (floor)']['fd']:.3f}; "
+            f"features {extra['extractor']['name']}."
+        )
+    if "control" in results:
+        print("\n## Controllability (registered ego motion vs the prompt, per 0.5 s step)\n")
+        print("| prompt | conditioned: trans (m) | yaw (deg) | unconditioned: trans (m) | yaw (deg) |")
+        print("|---|---|---|---|---|")
+        for name, r in results["control"]:
+            c, u = r["conditioned"], r["unconditioned"]
+            print(
+                f"| {name} | {c['trans_err_m']:.2f} | {c['yaw_err_deg']:.2f} | {u['trans_err_m']:.2f} "
+                f"| {u['yaw_err_deg']:.2f} |"
+            )
+    print("\n## Training cost (CPU, 2 shared cores)\n")
+    print("| run | samples | wall (min) | samples/s | peak RSS (MB) |")
+    print("|---|---|---|---|---|")
+    for name, s in results["train"].items():
+        print(
+            f"| {name} | {s['samples']} | {s['seconds'] / 60:.1f} | {s['samples_per_s']:.2f} | "
+            f"{s['peak_rss_mb']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
