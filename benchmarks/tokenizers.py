@@ -1,0 +1,248 @@
+"""Tokenizer benchmarks: size, FLOPs, speed and memory per preset, and reconstruction quality.
+
+    python benchmarks/tokenizers.py speed [--presets tiny-vqvae occworld ...] [--device cpu]
+    python benchmarks/tokenizers.py quality --data SYNTH --runs RUNS [--train] [--real ../shared/data]
+
+``speed`` measures every preset in a fresh subprocess (so peak memory is that preset's own):
+parameters; forward FLOPs per clip at the preset's full clip size (torch.utils.flop_counter on
+the meta device for the conv backbone, plus the bottleneck and class-logit matmuls counted
+from their shapes); training samples/s (the preset's batch and crop) and encode+decode frames/s;
+peak memory (CPU: the subprocess's max RSS, torch included; CUDA: max allocated). Paper-size 4D
+presets are timed on 8-frame clips (their cost is linear in T), and said so in the table.
+
+``quality`` reads (or with ``--train`` first runs) ``occ4d train tokenizer --preset P`` for the
+tiny presets into RUNS/P and prints their final validation figures; with ``--real`` it also
+reconstructs the real Occ3D frames with each trained per-frame model (the domain gap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TINY = ("tiny-vqvae", "tiny-vae", "tiny-vqvae4d", "tiny-512x")
+
+
+def flops_per_clip(name: str) -> float:
+    """Forward FLOPs of one clip of the preset's length at the full grid."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from occ4d.models.tokenizers import OccTokenizer
+    from occ4d.train.tokenizer import PRESETS
+
+    preset = PRESETS[name]
+    cfg, frames = preset.model, preset.data.frames
+    model = OccTokenizer(cfg)
+    model.encoder.to("meta")  # shapes only: no memory, no arithmetic
+    model.decoder.to("meta")
+    x, y, z = cfg.grid
+    per = frames if cfg.backbone == "2d" else 1
+    size = (per, z * cfg.expansion, x, y) if cfg.backbone == "2d" else (1, z * cfg.expansion, frames, x, y)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        h = model.encoder(torch.zeros(size, device="meta"))
+        latent = torch.zeros((h.shape[0], cfg.latent_dim, *h.shape[2:]), device="meta")
+        model.decoder(latent, model._level_sizes(frames), model._size(frames))
+    total = float(counter.get_total_flops())
+    tokens = frames * x * y / model.compression_ratio(frames)
+    if cfg.bottleneck == "vq":
+        total += 2.0 * tokens * cfg.codebook_size * cfg.latent_dim  # distances to every code
+    total += 2.0 * frames * x * y * z * cfg.expansion * cfg.num_classes  # per-voxel class logits
+    return total
+
+
+def measure(name: str, device: str) -> dict:
+    """Everything of one preset, in this (fresh) process."""
+    import torch
+
+    from occ4d.models.tokenizers import OccTokenizer, tokenizer_loss
+    from occ4d.train.tokenizer import PRESETS
+
+    dev = torch.device(device)
+    preset = PRESETS[name]
+    cfg = preset.model
+    frames = preset.data.frames
+    timed_frames = frames if (name in TINY or frames <= 8 or dev.type == "cuda") else 8
+    torch.manual_seed(0)
+    model = OccTokenizer(cfg).to(dev)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    occ = torch.randint(0, cfg.num_classes, (preset.data.batch_size, timed_frames, *cfg.grid), device=dev)
+    use_bf16 = dev.type == "cuda"
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def train_step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss, _ = tokenizer_loss(model, occ, cfg)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    repeats = 3 if (name in TINY or dev.type == "cuda") else 1
+    train_step()  # warm-up (also initialises a VQ codebook)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        train_step()
+    sync()
+    train_s = (time.perf_counter() - t0) / repeats
+    model.eval()
+    clip = occ[:1]
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+        model.decode(model.encode(clip).latent, timed_frames)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            model.decode(model.encode(clip).latent, timed_frames)
+        sync()
+        codec_s = (time.perf_counter() - t0) / repeats
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    crop = f"crop {cfg.train_crop}" if cfg.train_crop else "full grid"
+    return {
+        "preset": name, "params_M": params / 1e6, "gflops_fwd_clip": flops_per_clip(name) / 1e9,
+        "frames": frames, "timed_frames": timed_frames, "batch": preset.data.batch_size, "train_input": crop,
+        "train_samples_s": preset.data.batch_size / train_s * (timed_frames / frames),
+        "train_frames_s": preset.data.batch_size * timed_frames / train_s,
+        "codec_frames_s": timed_frames / codec_s, "peak_mem_MiB": peak,
+        "compression": model.compression_ratio(frames), "device": str(dev),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def speed(args) -> None:
+    rows = []
+    for name in args.presets:
+        cmd = [sys.executable, __file__, "one", name, "--device", args.device]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    head = (f"{'preset':<13}{'params':>9}{'GFLOP/clip':>12}{'T':>4}{'ratio':>7}{'train in':>11}"
+            f"{'train smp/s':>12}{'train fr/s':>11}{'enc+dec fr/s':>13}{'peak MiB':>10}")
+    print(f"device {args.device}, torch threads {rows[0]['threads'] if rows else '?'}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        note = "" if r["timed_frames"] == r["frames"] else f"  (timed on {r['timed_frames']}-frame clips)"
+        print(f"{r['preset']:<13}{r['params_M']:>8.2f}M{r['gflops_fwd_clip']:>12.1f}{r['frames']:>4}"
+              f"{r['compression']:>6.0f}x{r['train_input']:>11}{r['train_samples_s']:>12.3f}"
+              f"{r['train_frames_s']:>11.2f}{r['codec_frames_s']:>13.2f}{r['peak_mem_MiB']:>10.0f}{note}")
+
+
+def final_eval(run: Path) -> dict | None:
+    from occ4d.train.logger import read_log
+
+    if not (run / "metrics.jsonl").exists():
+        return None
+    evals = [r for r in read_log(run) if r["kind"] == "eval"]
+    trains = [r for r in read_log(run) if r["kind"] == "train"]
+    if not evals:
+        return None
+    out = dict(evals[-1])
+    out["train_s"] = trains[-1]["time"] - trains[0]["time"] if len(trains) > 1 else float("nan")
+    return out
+
+
+def real_frames_figure(run: Path, real: Path) -> dict | None:
+    """Reconstruct the real Occ3D frames with a per-frame model trained on the synthetic world."""
+    import torch
+
+    from occ4d.io.occ3d import load_labels
+    from occ4d.metrics.semantic import Occ3DMIoU
+    from occ4d.train.registry import load_model
+
+    paths = sorted(real.glob("occ3d-nuscenes/**/*.npz"))
+    if not paths:
+        return None
+    model, cfg, _ = load_model(run)
+    if cfg.data.frames != 1:
+        return None
+    plain, cam = Occ3DMIoU(mask="none"), Occ3DMIoU(mask="camera")
+    for p in paths:
+        frame = load_labels(p)
+        occ = torch.from_numpy(frame.semantics)[None, None]
+        pred = model.reconstruct(occ)[0, 0]
+        plain.update(pred, frame.semantics)
+        cam.update(pred, frame.semantics, mask_camera=frame.mask_camera)
+    a, b = plain.compute(), cam.compute()
+    return {"frames": len(paths), "mIoU": a["mIoU"], "IoU": a["IoU_geometry"], "mIoU_camera": b["mIoU"],
+            "IoU_camera": b["IoU_geometry"]}
+
+
+def quality(args) -> None:
+    runs = Path(args.runs)
+    for name in args.presets:
+        if args.train and final_eval(runs / name) is None:
+            cmd = [sys.executable, "-m", "occ4d.cli", "train", "tokenizer", "--preset", name,
+                   "--data", args.data, "--out", str(runs / name), "--run.threads", str(args.threads),
+                   "--run.progress", "False"]
+            subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    head = (f"{'preset':<13}{'ratio':>7}{'mIoU':>7}{'IoU':>7}{'mIoU cam':>9}{'IoU cam':>8}{'usage':>7}"
+            f"{'train min':>10}{'samples':>9}")
+    print(f"synthetic validation split of {args.data} (no mask = PROTOCOLS §4a; cam = camera mask §3.1)")
+    print(head)
+    print("-" * len(head))
+    for name in args.presets:
+        r = final_eval(runs / name)
+        if r is None:
+            print(f"{name:<13} (no finished run in {runs / name})")
+            continue
+        nan = float("nan")
+        print(f"{name:<13}{r['compression']:>6.0f}x{r['mIoU']:>7.2f}{r['IoU']:>7.2f}"
+              f"{r.get('mIoU_camera', nan):>9.2f}{r.get('IoU_camera', nan):>8.2f}"
+              f"{r.get('codebook_usage', nan):>7.2f}"
+              f"{r['train_s'] / 60:>10.1f}{r['samples']:>9}")
+    if args.real:
+        print(f"\nreal Occ3D-nuScenes frames in {args.real}, reconstructed by models trained on synth data")
+        for name in args.presets:
+            if final_eval(runs / name) is None:
+                continue
+            fig = real_frames_figure(runs / name, Path(args.real))
+            if fig:
+                print(f"{name:<13} {fig['frames']} frames: mIoU {fig['mIoU']:.2f}  IoU {fig['IoU']:.2f}  "
+                      f"(camera mask: mIoU {fig['mIoU_camera']:.2f}  IoU {fig['IoU_camera']:.2f})")
+
+
+def main() -> None:
+    from occ4d.train.tokenizer import PRESETS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    sp.add_argument("--device", default="cpu")
+    one = sub.add_parser("one")
+    one.add_argument("preset", choices=list(PRESETS))
+    one.add_argument("--device", default="cpu")
+    q = sub.add_parser("quality")
+    q.add_argument("--data", required=True)
+    q.add_argument("--runs", required=True)
+    q.add_argument("--presets", nargs="+", default=list(TINY), choices=list(PRESETS))
+    q.add_argument("--train", action="store_true", help="train the presets that have no finished run")
+    q.add_argument("--threads", type=int, default=1)
+    q.add_argument("--real", default="", help="folder of real Occ3D frames (e.g. ../shared/data)")
+    args = ap.parse_args()
+    if args.what == "one":
+        print(json.dumps(measure(args.preset, args.device)))
+    elif args.what == "speed":
+        speed(args)
+    else:
+        quality(args)
+
+
+if __name__ == "__main__":
+    main()
