@@ -84,4 +84,6 @@ def test_resume_refuses_a_different_model(tiny_dataset, tmp_path):
     other = replace(cfg, model=replace(cfg.model, codebook_size=64), run=replace(cfg.run, resume=True))
     with pytest.raises(ValueError, match="cannot resume"):
         train(get_spec("tokenizer"), other)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        train(get_spec("tokenizer"), cfg)  # a fresh run never mixes with an old one
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["codebook_size"] == 32

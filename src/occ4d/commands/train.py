@@ -98,4 +98,7 @@ def train(args: Annotated[TrainArgs, tyro.conf.arg(name="")]) -> None:  # type: 
 
     model = _NAMES[type(args)]
     cfg = build_config(model, args)
-    run_training(get_spec(model), cfg)
+    try:
+        run_training(get_spec(model), cfg)
+    except ValueError as e:  # bad data (DataError) or a run folder that cannot be used as asked
+        raise SystemExit(f"occ4d train {model}: {e}") from e

@@ -1,1 +1,10 @@
-"""occ4d.train"""
+"""The one training engine every occ4d model trains through.
+
+- ``config``: frozen ``DataConfig`` / ``OptimConfig`` / ``RunConfig`` / ``TrainConfig`` and ``Preset``;
+- ``loop.train(spec, cfg)``: the loop (setup, loop, log, checkpoint, evaluate), alone or under torchrun;
+- ``registry``: ``ModelSpec`` and ``SPECS`` (add one line there to make a model trainable with
+  ``occ4d train <name>``), ``load_model(run)`` to get a trained model back;
+- ``checkpoint`` (safetensors + JSON, atomic, keep-last-k), ``ema``, ``schedule``, ``logger``,
+  ``distributed`` (degrades to one process);
+- ``tokenizer``: the tokenizers' presets, data, loss and evaluation, the worked example of a spec.
+"""

@@ -103,7 +103,10 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                                   betas=(cfg.optim.beta1, cfg.optim.beta2))
     step, samples = 0, 0
-    latest = latest_checkpoint(run_dir) if cfg.run.resume else None
+    latest = latest_checkpoint(run_dir)
+    if latest is not None and not cfg.run.resume:
+        raise ValueError(f"{run_dir} already holds checkpoints ({latest.name}): pass --resume to continue "
+                         "that run, or choose another --out")
     if latest is not None:
         tensors, state = load_checkpoint(latest)
         if _comparable(state["config"]) != _comparable(to_dict(cfg)):
