@@ -166,3 +166,138 @@ def test_real_trajectory_prompt(mini_infos_path):
     tr, name = load_trajectory(str(mini_infos_path), 6)
     assert tr.shape == (6, 3) and np.allclose(tr[0], 0)
     assert 1.0 < np.linalg.norm(tr[-1, :2]) < 100.0  # a real drive: metres, not kilometres
+
+
+@pytest.mark.slow
+def test_train_generate_forecast_end_to_end(dataset_dir, tmp_path, capsys):
+    """tokenizer -> generator, forecaster, planner through ``occ4d train``; then generate and forecast."""
+    from occ4d.cli import main
+    from occ4d.io.clipfile import load_clip
+
+    common = [
+        "--data",
+        str(dataset_dir),
+        "--optim.total-samples",
+        "4",
+        "--optim.warmup-samples",
+        "0",
+        "--run.progress",
+        "False",
+        "--clips.max-val-samples",
+        "1",
+        "--clips.batch-size",
+        "2",
+    ]
+    tok = tmp_path / "tok"
+    main(
+        [
+            "train",
+            "tokenizer",
+            "--preset",
+            "tiny-vae",
+            "--out",
+            str(tok),
+            *common,
+            "--model.channels",
+            "8",
+            "--model.channel-mult",
+            "1",
+            "2",
+            "4",
+            "--model.latent-dim",
+            "4",
+        ]
+    )
+    small = [
+        "--model.tokenizer",
+        str(tok),
+        "--model.hidden",
+        "24",
+        "--model.depth",
+        "1",
+        "--model.heads",
+        "2",
+        "--model.eval-steps",
+        "2",
+        "--model.eval-clips",
+        "1",
+    ]
+    main(
+        [
+            "train",
+            "worldmodel",
+            "--preset",
+            "tiny-generator",
+            "--out",
+            str(tmp_path / "gen"),
+            *common,
+            *small,
+            "--model.frames",
+            "4",
+            "--clips.frames",
+            "4",
+        ]
+    )
+    main(
+        ["train", "worldmodel", "--preset", "tiny-forecaster", "--out", str(tmp_path / "fc"), *common, *small]
+    )
+    main(
+        [
+            "train",
+            "worldmodel",
+            "--preset",
+            "tiny-planner",
+            "--out",
+            str(tmp_path / "pl"),
+            *common,
+            "--model.planner-channels",
+            "8",
+            "--model.planner-levels",
+            "2",
+        ]
+    )
+    for k in ("a", "b"):
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(tmp_path / "gen"),
+                "--traj",
+                "left",
+                "--frames",
+                "6",
+                "--samples",
+                "2",
+                "--seed",
+                "5",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / f"gen_{k}"),
+                "--no-control",
+            ]
+        )
+    a = load_clip(tmp_path / "gen_a" / "clips" / "left-s6.npz")
+    b = load_clip(tmp_path / "gen_b" / "clips" / "left-s6.npz")
+    assert a.semantics.shape == (6, *OCC3D.shape) and np.array_equal(a.semantics, b.semantics)
+    assert (tmp_path / "gen_a" / "gts" / "left-s5" / "left-s5-005" / "labels.npz").is_file()
+    main(
+        [
+            "forecast",
+            "--ckpt",
+            str(tmp_path / "fc"),
+            "--data",
+            str(dataset_dir),
+            "--traj",
+            "pred",
+            "--planner",
+            str(tmp_path / "pl"),
+            "--steps",
+            "2",
+            "--json",
+            str(tmp_path / "f.json"),
+        ]
+    )
+    res = json.loads((tmp_path / "f.json").read_text())
+    assert res["trajectory"] == "pred" and "l2_1s" in res["planning"] and res["windows"] == 2
+    assert "trajectory: predicted by" in capsys.readouterr().out
