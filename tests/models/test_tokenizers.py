@@ -177,3 +177,17 @@ def test_configs_reject_inconsistent_layouts():
     with pytest.raises(ValueError, match="expected"):
         model = OccTokenizer(narrow(TokenizerConfig(grid=(8, 8, 16))))
         model.encode(torch.zeros(1, 1, 8, 8, 8, dtype=torch.long))  # Z must match: heights are channels
+
+
+def test_fsq_bound_penalty_pulls_back_saturated_latents():
+    fsq = FiniteScalarQuantizer(dim=3, levels=(5, 5, 5))
+    with torch.no_grad():
+        fsq.project_in.weight.copy_(torch.eye(3))
+        fsq.project_in.bias.zero_()
+    small = fsq(torch.full((1, 3, 2, 2), 0.5))
+    assert float(small.loss) == 0.0
+    big = torch.full((1, 3, 2, 2), 4.0, requires_grad=True)
+    out = fsq(big)
+    assert float(out.loss) == pytest.approx(9.0)  # (4 - 1)^2
+    out.loss.backward()
+    assert bool((big.grad > 0).all())  # descending the penalty shrinks |u|
