@@ -108,7 +108,7 @@ def train(work: Path, name: str, scale: float, wm_scale: float) -> dict:
     return stats
 
 
-def forecast_table(work: Path, windows: int) -> list[tuple[str, dict]]:
+def forecast_table(work: Path, windows: int, with_ar: bool = True) -> list[tuple[str, dict]]:
     from occ4d.commands.forecast import load_forecaster, run_forecast
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
@@ -124,6 +124,8 @@ def forecast_table(work: Path, windows: int) -> list[tuple[str, dict]]:
         ("diffusion forecaster", str(work / "runs/forecaster"), "gt"),
         ("diffusion forecaster", str(work / "runs/forecaster"), "pred"),
     ]:
+        if "autoregressive" in ckpt and not with_ar:
+            continue
         model, past, future, _ = load_forecaster(ckpt)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -240,23 +242,40 @@ def main() -> None:
     ap.add_argument("--wm-scale", type=float, default=1.0, help="multiplier on the world models' budgets")
     ap.add_argument("--windows", type=int, default=40, help="validation windows for the forecast table")
     ap.add_argument("--clips", type=int, default=8, help="generated clips per sampler / prompt")
-    ap.add_argument("--only", default="", help="comma-separated subset: train,forecast,sampling,control")
+    ap.add_argument(
+        "--only", default="", help="comma-separated subset of the tables: forecast,sampling,control"
+    )
+    ap.add_argument(
+        "--runs",
+        default=",".join(RUNS),
+        help="comma-separated runs to train (missing ones are trained "
+        "unless left out here; tables whose runs are absent are skipped)",
+    )
+    ap.add_argument("--train-only", action="store_true", help="train the selected runs and stop")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(args.work)
-    only = set(args.only.split(",")) if args.only else {"train", "forecast", "sampling", "control"}
+    only = set(args.only.split(",")) if args.only else {"forecast", "sampling", "control"}
     if not (work / "synth").exists():
         from occ4d.synth.world import generate
 
         generate(work / "synth", scenes=24, frames=40, seed=0, progress=False)
     results: dict = {"scale": args.scale, "wm_scale": args.wm_scale}
-    train_stats = {name: train(work, name, args.scale, args.wm_scale) for name in RUNS}
-    results["train"] = train_stats
-    if "forecast" in only:
-        results["forecast"] = forecast_table(work, args.windows)
-    if "sampling" in only:
+    for name in args.runs.split(","):
+        train(work, name, args.scale, args.wm_scale)
+    if args.train_only:
+        return
+    results["train"] = {
+        n: json.loads((work / "runs" / n / "bench.json").read_text())
+        for n in RUNS
+        if (work / "runs" / n / "bench.json").exists()
+    }
+    have = set(results["train"])
+    if "forecast" in only and {"forecaster", "planner"} <= have:
+        results["forecast"] = forecast_table(work, args.windows, "autoregressive" in have)
+    if "sampling" in only and {"generator", "features"} <= have:
         results["sampling"] = sampling_table(work, args.clips)
-    if "control" in only:
+    if "control" in only and "generator" in have:
         results["control"] = control_table(work, args.clips, 8)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print_tables(results)

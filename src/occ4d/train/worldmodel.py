@@ -380,9 +380,10 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.de
             )
             control.update(clip[0].cpu(), traj[0].cpu())
     c = control.compute()
-    if c["steps"]:
-        sums[2] += c["trans_err_m"] * c["steps"] if c["trans_err_m"] == c["trans_err_m"] else 0.0
-        sums[3] += c["steps"]
+    registered = c["steps"] * (1.0 - c["failed_share"]) if c["steps"] else 0.0
+    if registered:
+        sums[2] += c["trans_err_m"] * registered
+        sums[3] += registered
     sums = all_reduce_sum(sums)
     return {
         "val_diffusion_loss": float(sums[0] / sums[1].clamp_min(1)),
