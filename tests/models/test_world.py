@@ -260,3 +260,26 @@ def test_latent_cache_matches_direct_encoding(data):
     again, _ = codec.encode(occ[:, 2:5], [row[2:5] for row in keys])  # served from the cache
     assert torch.allclose(again, direct[:, :, 2:5], atol=1e-6) and len(codec._cache) == 20
     assert torch.equal(codec.token_ids(occ, keys), codec.tokenizer.encode(occ).indices)
+
+
+def test_every_engine_preset_builds(monkeypatch, data):
+    """Each world-model preset builds (paper sizes at depth 1) on a small stand-in tokenizer."""
+    import dataclasses
+
+    from occ4d.train import worldmodel
+
+    occ, traj = data
+    monkeypatch.setattr(worldmodel, "_load_tokenizer", lambda path: tiny_tokenizer())
+    for name, preset in worldmodel.PRESETS.items():
+        cfg = dataclasses.replace(preset.model, depth=1, num_classes=18)
+        model = worldmodel.build(cfg)
+        if cfg.kind == "planner":
+            assert model(occ[:, : cfg.past], traj[:, : cfg.past]).shape == (2, cfg.future, 3), name
+            continue
+        n = cfg.clip_frames
+        clip = occ[:, :1].expand(-1, n, -1, -1, -1)
+        rows = torch.zeros(2, n, 3)
+        loss, stats = model(clip, rows, torch.Generator().manual_seed(0))
+        assert torch.isfinite(loss), name
+    with pytest.raises(ValueError, match="tokenizer"):
+        worldmodel.WorldModelConfig(kind="generator", tokenizer="")
