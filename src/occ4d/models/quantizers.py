@@ -105,8 +105,10 @@ class VectorQuantizerEMA(nn.Module):
         shape = z.shape  # (B, C, *S)
         z = z.float()
         flat = rearrange(z, "b c ... -> (b ...) c")  # (N, C)
-        dist_sq = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
-                   + self.embed.pow(2).sum(1)[None])  # (N, K)
+        # distances in float32 even under bf16 autocast: near-ties decide the code
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            dist_sq = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
+                       + self.embed.pow(2).sum(1)[None])  # (N, K)
         indices = dist_sq.argmin(1)  # (N,)
         if self.training:
             self._update(flat.detach(), indices)
