@@ -131,7 +131,6 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
     logger = None
     if rank == 0:
         logger = RunLogger(run_dir, cfg.run.tensorboard, resume_step=step if latest else None)
-    if rank == 0:
         write_json(run_dir / "config.json", to_dict(cfg))
     dist.print0(f"{spec.name}/{cfg.preset}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                 f"{world} process(es) on {device}, {per_step} samples/step, steps {step}->{total_steps}")
