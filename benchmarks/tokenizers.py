@@ -7,8 +7,9 @@
 parameters; forward FLOPs per clip at the preset's full clip size (torch.utils.flop_counter on
 the meta device for the conv backbone, plus the bottleneck and class-logit matmuls counted
 from their shapes); training samples/s (the preset's batch and crop) and encode+decode frames/s;
-peak memory (CPU: the subprocess's max RSS, torch included; CUDA: max allocated). Paper-size 4D
-presets are timed on 8-frame clips (their cost is linear in T), and said so in the table.
+peak memory (CPU: the subprocess's max RSS, torch included; CUDA: max allocated). On CPU the
+paper-size presets (0.2-3.5 TFLOP per clip forward) are only sized, not timed, unless
+``--time-paper`` is given; then 4D ones are timed on 8-frame clips (cost is linear in T).
 
 ``quality`` reads (or with ``--train`` first runs) ``occ4d train tokenizer --preset P`` for the
 tiny presets into RUNS/P and prints their final validation figures; with ``--real`` it also
@@ -58,7 +59,7 @@ def flops_per_clip(name: str) -> float:
     return total
 
 
-def measure(name: str, device: str) -> dict:
+def measure(name: str, device: str, timed: bool = True) -> dict:
     """Everything of one preset, in this (fresh) process."""
     import torch
 
@@ -89,6 +90,10 @@ def measure(name: str, device: str) -> dict:
         opt.zero_grad(set_to_none=True)
 
     repeats = 3 if (name in TINY or dev.type == "cuda") else 1
+    if not timed:
+        return {"preset": name, "params_M": params / 1e6, "gflops_fwd_clip": flops_per_clip(name) / 1e9,
+                "frames": frames, "compression": model.compression_ratio(frames), "device": str(dev),
+                "threads": torch.get_num_threads(), "timed": False}
     train_step()  # warm-up (also initialises a VQ codebook)
     sync()
     t0 = time.perf_counter()
@@ -118,7 +123,7 @@ def measure(name: str, device: str) -> dict:
         "train_frames_s": preset.data.batch_size * timed_frames / train_s,
         "codec_frames_s": timed_frames / codec_s, "peak_mem_MiB": peak,
         "compression": model.compression_ratio(frames), "device": str(dev),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "timed": True,
     }
 
 
@@ -126,6 +131,8 @@ def speed(args) -> None:
     rows = []
     for name in args.presets:
         cmd = [sys.executable, __file__, "one", name, "--device", args.device]
+        if name not in TINY and args.device == "cpu" and not args.time_paper:
+            cmd.append("--size-only")
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -137,6 +144,10 @@ def speed(args) -> None:
     print(head)
     print("-" * len(head))
     for r in rows:
+        if not r["timed"]:
+            print(f"{r['preset']:<13}{r['params_M']:>8.2f}M{r['gflops_fwd_clip']:>12.1f}{r['frames']:>4}"
+                  f"{r['compression']:>6.0f}x   (GPU preset: not timed on CPU)")
+            continue
         note = "" if r["timed_frames"] == r["frames"] else f"  (timed on {r['timed_frames']}-frame clips)"
         print(f"{r['preset']:<13}{r['params_M']:>8.2f}M{r['gflops_fwd_clip']:>12.1f}{r['frames']:>4}"
               f"{r['compression']:>6.0f}x{r['train_input']:>11}{r['train_samples_s']:>12.3f}"
@@ -225,9 +236,11 @@ def main() -> None:
     sp = sub.add_parser("speed")
     sp.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     sp.add_argument("--device", default="cpu")
+    sp.add_argument("--time-paper", action="store_true", help="also time the paper-size presets on CPU")
     one = sub.add_parser("one")
     one.add_argument("preset", choices=list(PRESETS))
     one.add_argument("--device", default="cpu")
+    one.add_argument("--size-only", action="store_true")
     q = sub.add_parser("quality")
     q.add_argument("--data", required=True)
     q.add_argument("--runs", required=True)
@@ -237,7 +250,7 @@ def main() -> None:
     q.add_argument("--real", default="", help="folder of real Occ3D frames (e.g. ../shared/data)")
     args = ap.parse_args()
     if args.what == "one":
-        print(json.dumps(measure(args.preset, args.device)))
+        print(json.dumps(measure(args.preset, args.device, timed=not args.size_only)))
     elif args.what == "speed":
         speed(args)
     else:
