@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train": "occ4d.commands.train:train",
     "generate": "occ4d.commands.generate:generate",
     "forecast": "occ4d.commands.forecast:forecast",
+    "perceive": "occ4d.commands.perceive:perceive",
 }
 
 

@@ -295,12 +295,23 @@ def eval_tokenizer(args: EvalArgs) -> tuple[dict, list[list]]:
     return eval_command(args.ckpt, args.gt, split=args.split, device=args.device)
 
 
+def eval_perception(args: EvalArgs) -> tuple[dict, list[list]]:
+    """A perception run (``--ckpt``) predicting ``--data`` from its cameras: Occ3D mIoU with the
+    camera mask, RayIoU, FPS, FLOPs and memory."""
+    from occ4d.train.perception import eval_command
+
+    if args.ckpt is None:
+        raise SystemExit("occ4d eval perception needs --ckpt RUN (a run folder or checkpoint file)")
+    return eval_command(args.ckpt, args.gt, split=args.split, device=args.device)
+
+
 HANDLERS: dict[str, Callable[[EvalArgs], tuple[dict, list[list]]]] = {
     "occ": eval_occ,
     "ray": eval_ray,
     "flow": eval_flow,
     "forecast": eval_forecast,
     "tokenizer": eval_tokenizer,
+    "perception": eval_perception,
 }
 HEADERS: dict[str, list[str]] = {
     "occ": ["class", "IoU"],
@@ -308,6 +319,7 @@ HEADERS: dict[str, list[str]] = {
     "flow": ["class", "RayIoU@1", "RayIoU@2", "RayIoU@4", "AVE (m/s)"],
     "forecast": ["horizon", "mIoU", "IoU"],
     "tokenizer": ["class", "IoU (no mask)", "IoU (camera mask)"],
+    "perception": ["class", "IoU (camera mask)", "RayIoU"],
 }
 EvalKind = Literal[tuple(HANDLERS)]  # type: ignore[valid-type]
 
@@ -366,8 +378,9 @@ def evaluate(
         split: pick the info file / scenes of this split (e.g. val).
         backend: RayIoU ray casting: numba (CPU), torch, or auto (torch on CUDA devices).
         device: where the metric accumulates (cpu, cuda, cuda:1 ...).
-        ckpt: tokenizer only: the run folder (latest checkpoint) or checkpoint file to evaluate.
-        data: tokenizer only: the dataset to reconstruct (its --split, default the run's val split).
+        ckpt: tokenizer / perception: the run folder (latest checkpoint) or checkpoint file to evaluate.
+        data: tokenizer / perception: the dataset to reconstruct or to predict from its cameras (its
+            --split, default the run's val split).
     """
     from rich.console import Console
     from rich.table import Table
@@ -375,9 +388,9 @@ def evaluate(
     from occ4d.core.errors import DataError
     from occ4d.io.atomic import write_json
 
-    if kind == "tokenizer":
+    if kind in ("tokenizer", "perception"):
         if data is None:
-            raise SystemExit("occ4d eval tokenizer needs --data DIR (the dataset to reconstruct)")
+            raise SystemExit(f"occ4d eval {kind} needs --data DIR (the dataset to evaluate on)")
         pred, gt = ckpt, data
     elif pred is None or gt is None:
         raise SystemExit(f"occ4d eval {kind} needs --pred and --gt")

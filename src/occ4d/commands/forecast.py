@@ -136,6 +136,7 @@ def forecast(
     future: int = 6,
     save: str = "",
     device: str = "cpu",
+    perception: str = "",
 ) -> None:
     """Score a forecaster with the OccWorld protocol (1 s / 2 s / 3 s / avg, mIoU and IoU).
 
@@ -157,6 +158,9 @@ def forecast(
         save: write forecast and ground-truth clip files under SAVE/pred and SAVE/gt
             (``occ4d eval forecast --pred SAVE/pred --gt SAVE/gt`` re-scores them).
         device: cpu or cuda.
+        perception: a perception run (``occ4d train perception``): the history frames are predicted
+            from each keyframe's cameras instead of read from the labels (camera-input world model);
+            the future frames stay ground truth.
     """
     import torch
 
@@ -181,6 +185,10 @@ def forecast(
     ds = ClipDataset(records, past=past, future=future, stride=1, with_masks=False)
     if len(ds) == 0:
         raise DataError(data, f"split {split!r} has no window of {past + future} consecutive frames")
+    if perception:
+        from occ4d.train.perception import perceived_history
+
+        ds = perceived_history(perception, ds, data, records, past, device)
     with torch.no_grad():
         result = run_forecast(
             model,
@@ -207,11 +215,13 @@ def forecast(
             "steps": steps,
             "guidance": guidance,
             "seed": seed,
+            "history": f"cameras via {perception}" if perception else "ground-truth labels",
         }
     )
     title = (
         f"{name} | {result['protocol']} | {result['windows']} windows of {split} | history {past} frames | "
-        f"trajectory: {'ground truth' if traj == 'gt' else 'predicted by ' + planner}"
+        f"trajectory: {'ground truth' if traj == 'gt' else 'predicted by ' + planner} | "
+        f"history: {result['history']}"
     )
     print(format_table(result, title))
     if "planning" in result:

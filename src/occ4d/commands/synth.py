@@ -12,6 +12,8 @@ def synth(
     val_fraction: float = 0.2,
     density: float = 1.0,
     real: str = "../shared/data",
+    cameras: bool = False,
+    camera_width: int = 352,
 ) -> None:
     """Synthesize scenes of 2 Hz keyframes with lidar and camera masks, Occ3D-nuScenes layout.
 
@@ -27,13 +29,17 @@ def synth(
         val_fraction: share of scenes in the val split.
         density: traffic density multiplier (1 = default).
         real: folder of real Occ3D frames to print the class histogram beside (skipped if absent).
+        cameras: also render the six surround cameras: DIR/samples/CAM_*/<token>.jpg plus depth and
+            semantics in <token>.npz, with data_path and the image's intrinsics in the infos.
+        camera_width: rendered image width in pixels (height keeps nuScenes' 16:9 aspect).
     """
     from pathlib import Path
 
     from occ4d.synth.stats import format_histograms, real_histogram
     from occ4d.synth.world import generate
 
-    summary = generate(out, scenes, frames, seed, workers=workers, val_fraction=val_fraction, density=density)
+    summary = generate(out, scenes, frames, seed, workers=workers, val_fraction=val_fraction, density=density,
+                       camera_width=camera_width if cameras else 0)
     print(
         f"wrote {summary['keyframes']} keyframes of {scenes} scenes to {summary['out']} "
         f"({summary['keyframes_per_second']:.1f} keyframes/s with {workers} worker(s))"

@@ -48,9 +48,12 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]))
 
 
-def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0):
+def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0, render=None):
     """Yield (frame index, Frame, ego speed) for every keyframe of scene ``index``; the last item
-    is the behaviour name. Everything random comes from ``scene_rng(seed, index)``."""
+    is the behaviour name. Everything random comes from ``scene_rng(seed, index)``.
+
+    ``render(f, world, (x, y, yaw), [(agent id, world boxes (P, 8)), ...])``, when given, is
+    called for every keyframe before it is yielded (the camera renderer, occ4d.synth.cameras)."""
     rng = scene_rng(seed, index)
     duration = max(frames - 1, 0) * STEPS_PER_KEYFRAME * DT
     side = int(np.clip(np.ceil((13.0 * duration + 200.0) / 90.0) + 1, 4, 14))
@@ -75,12 +78,15 @@ def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0):
             sim.advance(STEPS_PER_KEYFRAME)
         state = sim.poses()
         ex, ey, eyaw, ev = state[0]
-        bxs = []
+        bxs, ids = [], []
         for i in range(1, len(state)):
             x, y, yaw, _ = state[i]
             if (x - ex) ** 2 + (y - ey) ** 2 > 70.0**2:
                 continue
             bxs.append(boxes(sim.agents[i].kind, x, y, yaw, heights[i]))
+            ids.append(i)
+        if render is not None:
+            render(f, world, (ex, ey, eyaw), list(zip(ids, bxs, strict=True)))
         sem = semantics(world, (ex, ey, eyaw), np.concatenate(bxs) if bxs else np.zeros((0, 8)))
         lidar, camera = rig.masks(sem != OCC3D_VOCAB.free)
         tok = writer.token(seed, index, f)
@@ -98,12 +104,23 @@ def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0):
 
 
 def _run_scene(job: tuple) -> SceneResult:
-    root, seed, index, frames, split, density = job
+    root, seed, index, frames, split, density, camera_width = job
     t0 = time.perf_counter()
     counts = np.zeros(OCC3D_VOCAB.num_classes, np.int64)
     lidar = camera = 0
     poses, speeds, behaviour = [], [], ""
-    for item in simulate_scene(seed, index, frames, density):
+    cam_entries: dict[int, dict] = {}
+    render = None
+    if camera_width:
+        from occ4d.synth import cameras
+
+        rig = cameras.scaled_rig(sensors().rig, camera_width)
+
+        def render(f, world, ego, agents):
+            views = cameras.render_views(world, ego, agents, rig, (seed, index, f))
+            cam_entries[f] = cameras.write_views(Path(root), writer.token(seed, index, f), views)
+
+    for item in simulate_scene(seed, index, frames, density, render):
         if isinstance(item, str):
             behaviour = item
             continue
@@ -115,6 +132,9 @@ def _run_scene(job: tuple) -> SceneResult:
         poses.append(frame.ego2global)
         speeds.append(speed)
     infos = writer.scene_infos(seed, index, np.stack(poses), np.asarray(speeds), behaviour, split)
+    for f, entries in cam_entries.items():  # images written: fill data_path as the converter does
+        for cam, entry in entries.items():
+            infos[f]["cams"][cam].update(entry)
     return SceneResult(index, infos, counts, lidar, camera, behaviour, time.perf_counter() - t0)
 
 
@@ -141,10 +161,13 @@ def generate(
     val_fraction: float = 0.2,
     density: float = 1.0,
     progress: bool = True,
+    camera_width: int = 0,
 ) -> dict:
     """Write a synthetic world of ``scenes`` scenes of ``frames`` 2 Hz keyframes to ``out_dir``.
 
-    Returns a summary: counts, splits, behaviours, class histogram, mask coverage and timing.
+    With ``camera_width`` > 0 the six surround cameras are rendered too, at that image width
+    (occ4d.synth.cameras). Returns a summary: counts, splits, behaviours, class histogram, mask
+    coverage and timing.
     """
     if scenes < 1 or frames < 1:
         raise ValueError(f"need at least one scene and one frame, got scenes={scenes}, frames={frames}")
@@ -159,7 +182,10 @@ def generate(
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     splits = split_scenes(scenes, val_fraction, seed)
-    jobs = [(str(root), int(seed), i, int(frames), splits[i], float(density)) for i in range(scenes)]
+    if camera_width < 0:
+        raise ValueError(f"camera_width must be >= 0, got {camera_width}")
+    jobs = [(str(root), int(seed), i, int(frames), splits[i], float(density), int(camera_width))
+            for i in range(scenes)]
     t0 = time.perf_counter()
     results: list[SceneResult] = []
     bar = tqdm(total=scenes * frames, unit="keyframe", desc="synth", disable=not progress)
@@ -193,6 +219,7 @@ def generate(
         "frames": int(frames),
         "val_fraction": float(val_fraction),
         "density": float(density),
+        "camera_width": int(camera_width),
         "train": [writer.scene_name(i) for i in range(scenes) if splits[i] == "train"],
         "val": [writer.scene_name(i) for i in range(scenes) if splits[i] == "val"],
         "behaviours": {writer.scene_name(r.index): r.behaviour for r in results},

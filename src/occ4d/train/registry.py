@@ -54,6 +54,7 @@ SPECS: dict[str, str] = {
     "tokenizer": "occ4d.train.tokenizer:SPEC",
     "worldmodel": "occ4d.train.worldmodel:SPEC",
     "features": "occ4d.train.features:SPEC",
+    "perception": "occ4d.train.perception:SPEC",
 }
 
 

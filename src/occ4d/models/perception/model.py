@@ -1,0 +1,116 @@
+"""Surround cameras to semantic occupancy: the whole model, its loss and its prediction.
+
+images (B, T, N, 3, H, W) ─ ResNet + FPN ─► (B*T*N, C, h, w) ─ LSS (depth x context) ─► BEV (B, C, X', Y')
+   past frames' BEVs warped into the current ego frame and fused (optional) ─► BEV encoder
+   ─► channel-to-height head ─► logits (B, classes, X, Y, Z) on the Occ3D grid.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from occ4d.core.grid import OCC3D
+from occ4d.models.perception.backbone import FPN, ResNet
+from occ4d.models.perception.bev import BEVEncoder, ChannelToHeight, TemporalFusion, warp_bev
+from occ4d.models.perception.config import PerceptionConfig
+from occ4d.models.perception.lss import LSSViewTransformer, depth_loss, depth_targets
+
+
+class CameraOccupancy(nn.Module):
+    """BEVDetOcc / FlashOcc-style camera-to-occupancy network (see :class:`PerceptionConfig`)."""
+
+    def __init__(self, config: PerceptionConfig):
+        super().__init__()
+        self.config = cfg = config
+        self.backbone = ResNet(block=cfg.block, layers=cfg.layers, widths=cfg.widths)
+        self.neck = FPN(in_channels=self.backbone.out_channels, channels=cfg.fpn_channels,
+                        out_stride=cfg.feature_stride)
+        cell = OCC3D.voxel_size[0] * cfg.bev_stride
+        self.cell = cell
+        self.range_min = tuple(float(v) for v in OCC3D.range_min)
+        self.view = LSSViewTransformer(
+            in_channels=cfg.fpn_channels, context_channels=cfg.context_channels, depth_bins=cfg.depth_bins,
+            depth_min=cfg.depth_min, depth_max=cfg.depth_max, bev_shape=cfg.bev_shape,
+            range_min=self.range_min, range_max=tuple(float(v) for v in OCC3D.range_max), cell=cell)
+        # Sum pooling makes BEV magnitudes scale with how many frustum points fall in a cell.
+        self.bev_norm = nn.BatchNorm2d(cfg.context_channels)
+        self.fusion = (TemporalFusion(channels=cfg.context_channels, history=cfg.history)
+                       if cfg.history else None)
+        self.encoder = BEVEncoder(in_channels=cfg.context_channels, channels=cfg.bev_channels,
+                                  out_channels=cfg.head_channels)
+        self.head = ChannelToHeight(in_channels=cfg.head_channels, channels=cfg.head_channels,
+                                    grid_z=cfg.grid_z, num_classes=cfg.num_classes, upsample=cfg.bev_stride)
+
+    def frame_bev(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor) -> tuple[Tensor, Tensor]:
+        """One frame: images (B, N, 3, H, W) -> BEV (B, C, X', Y') and depth logits (B, N, D, h, w)."""
+        b, n, _, h, w = images.shape
+        feats = self.neck(self.backbone(images.flatten(0, 1)))  # (B*N, C, h', w')
+        feats = feats.unflatten(0, (b, n))
+        bev, depth_logits = self.view(feats, intrinsics, sensor2ego, (w, h))
+        return self.bev_norm(bev), depth_logits
+
+    def forward(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor,
+                past2current: Tensor | None = None) -> dict[str, Tensor]:
+        """``images`` (B, T, N, 3, H, W) with the current frame last (or (B, N, 3, H, W) for one
+        frame); ``past2current`` (B, T, 4, 4). Returns ``logits`` (B, K, X, Y, Z) and
+        ``depth_logits`` (B, N, D, h, w) of the current frame."""
+        if images.dim() == 5:
+            images, intrinsics, sensor2ego = images[:, None], intrinsics[:, None], sensor2ego[:, None]
+        hist = self.config.history
+        if images.shape[1] < hist + 1:
+            raise ValueError(f"the model fuses {hist} past frames; got {images.shape[1] - 1}")
+        keep = slice(-hist - 1, None)
+        images, intrinsics, sensor2ego = images[:, keep], intrinsics[:, keep], sensor2ego[:, keep]
+        bev, depth_logits = self.frame_bev(images[:, -1], intrinsics[:, -1], sensor2ego[:, -1])
+        if self.fusion is not None:
+            if past2current is None:
+                raise ValueError("temporal fusion needs past2current (B, T, 4, 4)")
+            past2current = past2current[:, -hist - 1:]
+            bevs = [bev]
+            with torch.no_grad():  # past frames are context only (BEVDet4D detaches them too)
+                for t in range(hist - 1, -1, -1):
+                    past, _ = self.frame_bev(images[:, t], intrinsics[:, t], sensor2ego[:, t])
+                    bevs.append(warp_bev(past, past2current[:, t], self.range_min[:2], self.cell))
+            bev = self.fusion(bevs)
+        return {"logits": self.head(self.encoder(bev)), "depth_logits": depth_logits}
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor,
+                past2current: Tensor | None = None) -> Tensor:
+        """Class labels (B, X, Y, Z) uint8."""
+        return self(images, intrinsics, sensor2ego, past2current)["logits"].argmax(1).to(torch.uint8)
+
+
+def balanced_weights(labels: Tensor, num_classes: int) -> Tensor:
+    """Per-class weights 1 / ln(1.1 + frequency) from the labels at hand (SurroundOcc's form)."""
+    counts = torch.bincount(labels.reshape(-1), minlength=num_classes).double()
+    freq = counts / counts.sum().clamp_min(1)
+    return (1.0 / torch.log(1.1 + freq)).float()
+
+
+def perception_loss(model: nn.Module, batch: dict, config: PerceptionConfig
+                    ) -> tuple[Tensor, dict[str, float]]:
+    """Occupancy cross-entropy (camera-visible voxels) + depth cross-entropy; (loss, stats)."""
+    out = model(batch["images"], batch["intrinsics"], batch["sensor2ego"], batch.get("past2current"))
+    logits = out["logits"].float()  # (B, K, X, Y, Z)
+    gt = batch["semantics"].long()  # (B, X, Y, Z)
+    mask = batch.get("mask_camera") if config.use_camera_mask else None
+    if mask is None:
+        mask = torch.ones_like(gt, dtype=torch.bool)
+    # Only the scored voxels enter the loss: gather them first, (M, K), instead of a full-grid CE.
+    picked = logits.permute(0, 2, 3, 4, 1)[mask]
+    target = gt[mask]
+    weight = balanced_weights(target, config.num_classes).to(logits.device) if config.class_balance else None
+    occ = F.cross_entropy(picked, target, weight=weight) if len(target) else logits.sum() * 0.0
+    stats = {"occ_loss": float(occ.detach())}
+    loss = occ
+    if config.depth_weight > 0 and "depth" in batch:
+        depth = batch["depth"]
+        stride = batch["images"].shape[-1] // out["depth_logits"].shape[-1]
+        target = depth_targets(depth, stride, config.depth_min, config.depth_step, config.depth_bins)
+        dl = depth_loss(out["depth_logits"], target)
+        loss = loss + config.depth_weight * dl
+        stats["depth_loss"] = float(dl.detach())
+    return loss, stats

@@ -1,0 +1,300 @@
+"""Camera-to-occupancy perception as a trainable model: presets, data, loss step and evaluation.
+
+Presets (plain data): ``tiny`` trains on the synthetic world's cameras on two busy CPU cores in
+about a quarter of an hour; ``r50`` is BEVDetOcc / FlashOcc's ResNet-50 design at 704 x 256 for
+GPUs (200 x 200 BEV, 88 depth bins of 0.5 m from 1 m); ``r50-4d`` adds one past frame (BEVDet4D).
+Evaluation scores the validation split with the Occ3D devkit mIoU under the camera mask
+(PROTOCOLS §3.1) and RayIoU (§3.7, origins from each scene's poses), and reports FPS as
+OccStudio does (batch 1, model forward only, data loading excluded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from occ4d.core.errors import DataError
+from occ4d.core.vocab import OCC3D_VOCAB
+from occ4d.data.camera_dataset import CameraDataset, collate_views
+from occ4d.models.perception import CameraOccupancy, PerceptionConfig, perception_loss
+from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
+from occ4d.train.registry import ModelSpec
+
+_R50 = dict(image_size=(704, 256), resize_range=(0.94, 1.11), crop_jitter=1.0, block="bottleneck",
+            layers=(3, 4, 6, 3), widths=(64, 128, 256, 512), fpn_channels=256, feature_stride=16,
+            depth_bins=88, depth_min=1.0, depth_max=45.0, context_channels=64, bev_stride=1,
+            bev_channels=(128, 256, 512), head_channels=256)
+_R50_OPTIM = OptimConfig(lr=1e-4, weight_decay=1e-2, total_samples=28_130 * 24, warmup_samples=200 * 8,
+                         grad_clip=5.0, ema_decay=0.9999)
+
+PRESETS: dict[str, Preset] = {
+    # CPU: about 15 minutes on a busy 2-core machine (see benchmarks/perception.py).
+    "tiny": Preset(
+        PerceptionConfig(image_size=(256, 128), resize_range=(0.94, 1.08), crop_jitter=0.5, block="basic",
+                         layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), fpn_channels=48, feature_stride=8,
+                         depth_bins=44, context_channels=32, bev_stride=4, bev_channels=(48, 96),
+                         head_channels=24),
+        DataConfig(batch_size=1), OptimConfig(lr=2e-3, total_samples=600, warmup_samples=30, ema_decay=0.98),
+        note="ResNet-10-ish at 256x128, stride-8 LSS, 50x50 BEV at 1.6 m, channel-to-height x4"),
+    "r50": Preset(PerceptionConfig(**_R50), DataConfig(batch_size=4), _R50_OPTIM,
+                  note="BEVDetOcc / FlashOcc R50: 704x256, 88 depth bins, 200x200 BEV, channel-to-height"),
+    "r50-4d": Preset(PerceptionConfig(**_R50, history=1), DataConfig(batch_size=4), _R50_OPTIM,
+                     note="r50 with one ego-warped past BEV frame (BEVDet4D fusion)"),
+}
+
+
+def build(cfg: PerceptionConfig) -> nn.Module:
+    return CameraOccupancy(cfg)
+
+
+def dataset(cfg: TrainConfig, split: str) -> Dataset:
+    """Keyframes of ``split`` under ``cfg.data.root`` with their camera images; training items
+    are augmented with a generator seeded by (run seed, item index)."""
+    from occ4d.data.index import load_index
+
+    records = load_index(cfg.data.root, split)
+    if not records:
+        raise DataError(cfg.data.root, f"no frames in split {split!r}")
+    m: PerceptionConfig = cfg.model
+    train = split == cfg.data.train_split
+    return CameraDataset(records, _root(cfg.data.root), m.image_size, history=m.history, train=train,
+                         seed=cfg.run.seed, resize_range=m.resize_range, crop_jitter=m.crop_jitter)
+
+
+def _root(source: str | Path) -> Path:
+    p = Path(source)
+    return p.parent if p.is_file() else p
+
+
+def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    return perception_loss(model, batch, cfg.model)
+
+
+def _origins(data: CameraDataset) -> dict[str, np.ndarray]:
+    """RayIoU origins of every keyframe, from the poses of its whole scene in time order."""
+    from occ4d.data.index import group_by_scene
+    from occ4d.metrics import ray_origins
+
+    records = {id(r): r for frames in data.frames for r in frames}.values()
+    out = {}
+    for scene in group_by_scene(records).values():
+        e2g = [r.ego2global for r in scene]
+        l2e = [r.lidar2ego for r in scene]
+        for i, r in enumerate(scene):
+            out[r.token] = ray_origins(i, e2g, l2e, source=str(r.path))
+    return out
+
+
+def perception_scores(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device,
+                      rays: bool = True, save: Path | None = None
+                      ) -> tuple[dict[str, float], dict[str, dict]]:
+    """(summary figures, full metric results) of predicting ``data``.
+
+    Every process scores items rank, rank + world, ... once; the accumulators sum over
+    processes. ``save`` writes each prediction as ``SAVE/<token>.npz`` (key ``arr_0``, the CVPR
+    2023 submission format) for ``occ4d eval occ|ray``.
+    """
+    from occ4d.io.atomic import save_npz
+    from occ4d.metrics import Occ3DMIoU, RayIoU
+    from occ4d.metrics.reduce import all_reduce_sum
+    from occ4d.train import distributed as dist
+
+    net: CameraOccupancy = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
+    n = len(data) if not cfg.data.max_val_samples else min(len(data), cfg.data.max_val_samples)
+    indices = list(range(dist.rank(), n, dist.world_size()))
+    loader = DataLoader(torch.utils.data.Subset(data, indices), batch_size=1,
+                        num_workers=cfg.data.num_workers, collate_fn=collate_views)
+    miou = Occ3DMIoU(mask="camera")
+    ray = RayIoU(backend="auto") if rays else None
+    origins = _origins(data) if rays and isinstance(data, CameraDataset) else {}
+    seconds = torch.zeros(2, dtype=torch.float64, device=device)  # (model time, frames)
+    for batch in loader:
+        inputs = [batch[k].to(device) for k in ("images", "intrinsics", "sensor2ego", "past2current")]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        pred = net.predict(*inputs)  # (1, X, Y, Z) uint8
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds += torch.tensor([time.perf_counter() - t0, 1.0], dtype=torch.float64, device=device)
+        gt = batch["semantics"].to(device)
+        token = batch["token"][0]
+        miou.update(pred, gt, mask_camera=batch["mask_camera"].to(device), source=token)
+        if ray is not None:
+            ray.update(pred[0], gt[0], origins[token], source=token)
+        if save is not None:
+            save_npz(Path(save) / f"{token}.npz", True, pred[0].cpu().numpy())
+    full = {"camera": miou.compute()}
+    out = {"mIoU": full["camera"]["mIoU"], "IoU": full["camera"]["IoU_geometry"],
+           "frames": float(full["camera"]["samples"])}
+    if ray is not None:
+        full["ray"] = ray.compute()
+        out.update({"RayIoU": 100 * full["ray"]["RayIoU"], "RayIoU@1": 100 * full["ray"]["RayIoU@1"],
+                    "RayIoU@2": 100 * full["ray"]["RayIoU@2"], "RayIoU@4": 100 * full["ray"]["RayIoU@4"]})
+    all_reduce_sum(seconds)
+    out["fps"] = float(seconds[1] / seconds[0].clamp_min(1e-9))  # per process
+    return out, full
+
+
+def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    """mIoU (camera mask), geometry IoU, RayIoU and FPS on the validation split."""
+    return perception_scores(model, data, cfg, device)[0]
+
+
+def model_cost(model: CameraOccupancy, sample: dict, device: torch.device, train_step: bool = True) -> dict:
+    """OccStudio-style cost of one batch-1 sample: forward GFLOPs (torch.utils.flop_counter),
+    parameters (M), and peak memory in GiB of inference and of a training step (CUDA: allocator
+    peak; CPU: the process's peak resident set, which includes everything else loaded)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    inputs = [sample[k][None].to(device) for k in ("images", "intrinsics", "sensor2ego", "past2current")]
+    out = {"params_M": sum(p.numel() for p in model.parameters()) / 1e6}
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(*inputs)
+    out["GFLOPs"] = counter.get_total_flops() / 1e9
+
+    def peak() -> float:
+        if device.type == "cuda":
+            return torch.cuda.max_memory_allocated(device) / 2**30
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GiB
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.no_grad():
+        model(*inputs)
+    out["infer_mem_GiB"] = peak()
+    if train_step:
+        model.train()
+        batch = {k: (v[None].to(device) if torch.is_tensor(v) else v) for k, v in sample.items()}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        loss_value, _ = perception_loss(model, batch, model.config)
+        loss_value.backward()
+        model.zero_grad(set_to_none=True)
+        out["train_mem_GiB"] = peak()
+        model.eval()
+    return out
+
+
+def most_frequent_grid(records, vocab=OCC3D_VOCAB) -> np.ndarray:
+    """The per-voxel most frequent class over ``records`` (a training split): the baseline a
+    camera model must beat, since it already knows where road and free space usually are."""
+    from occ4d.data.index import load_frame
+
+    counts = None
+    for r in records:
+        sem = load_frame(r).semantics
+        if counts is None:
+            counts = np.zeros((*sem.shape, vocab.num_classes), np.int32)
+        for c in range(vocab.num_classes):
+            counts[..., c] += sem == c
+    if counts is None:
+        raise ValueError("no records to count")
+    return counts.argmax(-1).astype(np.uint8)
+
+
+def eval_command(ckpt: Path, data: Path, split: str | None = None, device: str = "cpu", ema: bool = True,
+                 max_samples: int = 0, rays: bool = True, save: Path | None = None
+                 ) -> tuple[dict, list[list]]:
+    """``occ4d eval perception``: predict a split from its cameras and score it; also the cost.
+
+    Returns (results with ``protocol``, per-class rows [class, IoU camera mask, RayIoU])."""
+    from occ4d.train.registry import load_model
+
+    model, cfg, state = load_model(ckpt, ema=ema, device=device)
+    if cfg.model_name != "perception":
+        raise DataError(ckpt, f"checkpoint is a {cfg.model_name!r} model, not a perception model")
+    val_split = split or cfg.data.val_split
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), val_split=val_split,
+                                                            max_val_samples=max_samples))
+    data_set = dataset(cfg, val_split)
+    dev = torch.device(device)
+    summary, full = perception_scores(model, data_set, cfg, dev, rays=rays, save=save)
+    cost = model_cost(model, data_set[0], dev, train_step=False)
+    cam, ray = full["camera"], full.get("ray")
+    rows = [[name, f"{iou:.2f}",
+             f"{100 * np.nanmean(list(ray['per_class'][name].values())):.2f}" if ray else "-"]
+            for name, iou in cam["per_class"].items()]
+    protocol = f"perception/{cam['protocol']}" + (f" + {ray['protocol']}" if ray else "")
+    results = {"protocol": protocol, **summary, **cost, "preset": cfg.preset, "step": state["step"],
+               "weights": "ema" if ema else "model", "split": val_split, "per_class": cam["per_class"],
+               "per_class_ray": ray["per_class"] if ray else None}
+    return results, rows
+
+
+SPEC = ModelSpec(name="perception", config_type=PerceptionConfig, presets=PRESETS, build=build,
+                 dataset=dataset, loss=loss, evaluate=evaluate, collate=collate_views)
+
+
+class PerceivedHistory(Dataset):
+    """A forecasting clip dataset (occ4d.data.dataset.ClipDataset) whose ``past`` history frames
+    are replaced by a perception model's predictions from each keyframe's cameras: the
+    camera-input world model of OccWorld's "-F" rows. Future frames stay ground truth (they are
+    the targets); each keyframe is predicted once and kept."""
+
+    def __init__(self, clips: Dataset, cameras: CameraDataset, model: CameraOccupancy, past: int,
+                 device: str | torch.device = "cpu"):
+        self.clips, self.cameras, self.model, self.past = clips, cameras, model, int(past)
+        self.device = torch.device(device)
+        self.by_token = {frames[-1].token: i for i, frames in enumerate(cameras.frames)}
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def predict(self, token: str) -> torch.Tensor:
+        """Predicted labels (X, Y, Z) uint8 of keyframe ``token``."""
+        if token not in self._cache:
+            if token not in self.by_token:
+                raise DataError(token, "keyframe has no camera images in the perception dataset")
+            item = self.cameras[self.by_token[token]]
+            keys = ("images", "intrinsics", "sensor2ego", "past2current")
+            inputs = [item[k][None].to(self.device) for k in keys]
+            self._cache[token] = self.model.predict(*inputs)[0].cpu()
+        return self._cache[token]
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.clips[index])
+        sem = item["semantics"].clone()
+        for t, token in enumerate(item["tokens"][: self.past]):
+            sem[t] = self.predict(token).to(sem.dtype)
+        item["semantics"] = sem
+        return item
+
+
+def perceived_history(run: str | Path, clips: Dataset, data: str | Path, records, past: int,
+                      device: str = "cpu") -> PerceivedHistory:
+    """Wrap ``clips`` so its history comes from the perception run ``run`` (evaluation transform)."""
+    from occ4d.train.registry import load_model
+
+    model, cfg, _ = load_model(run, device=device)
+    if cfg.model_name != "perception":
+        raise DataError(run, f"{run} is a {cfg.model_name!r} run, not a perception run")
+    m: PerceptionConfig = cfg.model
+    cams = CameraDataset(records, _root(data), m.image_size, history=m.history, with_depth=False)
+    return PerceivedHistory(clips, cams, model, past, device)
+
+
+def predict_keyframe(model: CameraOccupancy, images: np.ndarray, rig, device: str | torch.device = "cpu"
+                     ) -> np.ndarray:
+    """Labels (200, 200, 16) uint8 from one keyframe's images (N, H, W, 3) and calibrated rig
+    (real or synthetic), with the evaluation transform of the model's input size. A model with
+    temporal fusion sees the frame repeated as its own history (no past frames are given)."""
+    from occ4d.data.camera_dataset import prepare_views
+
+    views = prepare_views(images, rig, model.config.image_size)
+    t = model.config.history + 1
+    dev = torch.device(device)
+    inputs = [views[k][None, None].expand(1, t, *views[k].shape).to(dev)
+              for k in ("images", "intrinsics", "sensor2ego")]
+    eye = torch.eye(4, device=dev).expand(1, t, 4, 4)
+    return model.predict(*inputs, eye)[0].cpu().numpy()
