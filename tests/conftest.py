@@ -39,6 +39,12 @@ def openocc_frame_path() -> Path:
 
 
 @pytest.fixture
+def nuscenes_keyframe_info() -> Path:
+    """The mmdet3d v1.1 info of the real nuScenes keyframe (six images and a LiDAR sweep beside it)."""
+    return need(NUSCENES_KEYFRAME / "n015-2018-07-24-11-22-45+0800.pkl")
+
+
+@pytest.fixture
 def mini_infos_path() -> Path:
     return need(MINI_INFOS)
 

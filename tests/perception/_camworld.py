@@ -1,0 +1,21 @@
+"""A small synthetic world with rendered cameras, generated once per test process."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+SCENES, FRAMES, SEED, WIDTH = 2, 4, 3, 96
+_ROOT: Path | None = None
+
+
+def camera_world() -> Path:
+    """2 scenes x 4 keyframes (one train, one val scene), cameras at 96 x 54 pixels."""
+    global _ROOT
+    if _ROOT is None:
+        from occ4d.synth.world import generate
+
+        root = Path(tempfile.mkdtemp(prefix="occ4d-camworld-"))
+        generate(root, SCENES, FRAMES, SEED, val_fraction=0.5, camera_width=WIDTH, progress=False)
+        _ROOT = root
+    return _ROOT
