@@ -7,7 +7,9 @@ sensor-to-ego 4x4, intrinsics of the image as stored on disk):
   (quaternion w, x, y, z) and ``cam_intrinsic`` (3, 3); ``data_path`` names the image;
 - mmdet3d v1.1 ``data_list[i]["images"][CAM_*]``: ``cam2img`` (3, 3), ``cam2ego`` (4, 4) or,
   without it, ``lidar2cam`` (4, 4) with the frame's ``lidar_points.lidar2ego``; ``img_path`` is
-  relative to the folder of the images.
+  relative to the folder of the images. ``cam2ego`` is preferred: mmdet3d's ``lidar2cam`` also
+  folds in the ego motion between the LiDAR and camera timestamps (about 0.3 m at city speed on
+  the real keyframe), so a rig built from it is the camera's pose in the LiDAR's ego frame.
 
 Every problem (missing image, wrong matrix shape, NaN, a camera missing) is a DataError naming
 the file. Info files go through the restricted unpickler (occ4d.io.infos.load_pkl).
