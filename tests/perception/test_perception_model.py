@@ -1,0 +1,140 @@
+"""The perception model's parts on hand-built cases, and every preset built at reduced size and trained
+a few steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from occ4d.models.perception import CameraOccupancy, PerceptionConfig, perception_loss
+from occ4d.models.perception.bev import ChannelToHeight, warp_bev
+from occ4d.models.perception.lss import bev_indices, bev_pool, depth_targets, frustum
+from occ4d.synth.cameras import scaled_rig
+from occ4d.synth.rig import camera_rig
+from occ4d.train.perception import PRESETS
+
+
+def test_bev_pool_matches_a_plain_loop():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(500, 3, generator=g)
+    index = torch.randint(0, 2 * 4 * 5, (500,), generator=g)
+    valid = torch.rand(500, generator=g) > 0.3
+    out = bev_pool(feats, index, valid, 2, (4, 5))
+    ref = torch.zeros(2 * 4 * 5, 3)
+    for p in range(500):
+        if valid[p]:
+            ref[index[p]] += feats[p]
+    assert torch.allclose(out, ref.view(2, 4, 5, 3).permute(0, 3, 1, 2), atol=1e-5)
+
+
+def test_frustum_points_land_in_the_bev_cell_below_them():
+    """Feature pixel (row 4, col 8) of CAM_FRONT at depth d: the cell of K^-1 (u d, v d, d) in ego."""
+    cam = scaled_rig(camera_rig(), 256).cameras[0]
+    depths = torch.tensor([10.3, 20.3])
+    pts = frustum((9, 16), (cam.width, cam.height), depths)  # 256 x 144 image, 16 x 9 feature map
+    k = torch.tensor(cam.intrinsic, dtype=torch.float32)[None, None]
+    pose = torch.tensor(cam.sensor2ego, dtype=torch.float32)[None, None]
+    index, valid = bev_indices(pts, k, pose, bev_shape=(200, 200), range_min=(-40.0, -40.0, -1.0),
+                               range_max=(40.0, 40.0, 5.4), cell=0.4)
+    index = index.view(2, 9, 16)
+    s2e = np.asarray(cam.sensor2ego)
+    for b, d in enumerate(depths.tolist()):
+        ray = np.linalg.inv(cam.intrinsic) @ np.array([(8 + 0.5) * 16, (4 + 0.5) * 16, 1.0]) * d
+        p = s2e[:3, :3] @ ray + s2e[:3, 3]
+        assert p[0] == pytest.approx(s2e[0, 3] + d, abs=1e-6)  # straight ahead at depth d
+        ix, iy = int((p[0] + 40) / 0.4), int((p[1] + 40) / 0.4)
+        assert int(index[b, 4, 8]) == ix * 200 + iy  # one sample: no batch offset
+    assert valid.all()
+
+
+def test_depth_targets_take_the_nearest_valid_depth_of_each_patch():
+    depth = torch.zeros(1, 1, 4, 4)
+    depth[0, 0, 0, 0], depth[0, 0, 1, 1] = 12.0, 7.0  # top-left patch: nearest is 7 m
+    depth[0, 0, 3, 3] = 60.0  # beyond the last bin
+    t = depth_targets(depth, 2, 1.0, 1.0, 44)
+    assert t.tolist() == [[[[6, -1], [-1, -1]]]]
+
+
+def test_warp_bev_identity_and_one_cell_shift():
+    bev = torch.zeros(1, 1, 10, 10)
+    bev[0, 0, 4, 6] = 1.0
+    same = warp_bev(bev, torch.eye(4)[None], (-2.0, -2.0), 0.4)
+    assert torch.allclose(same, bev, atol=1e-6)
+    move = torch.eye(4)[None].clone()
+    move[0, 0, 3] = -0.4  # the ego drove 0.4 m forward: a past point is one cell further back now
+    moved = warp_bev(bev, move, (-2.0, -2.0), 0.4)
+    assert moved[0, 0, 3, 6] == pytest.approx(1.0) and moved[0, 0, 4, 6] == pytest.approx(0.0)
+
+
+def test_channel_to_height_layout():
+    head = ChannelToHeight(in_channels=4, channels=4, grid_z=3, num_classes=2, upsample=2)
+    out = head(torch.randn(1, 4, 5, 6))
+    assert out.shape == (1, 2, 10, 12, 3)
+
+
+def _batch(cfg: PerceptionConfig, frames: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    w, h = cfg.image_size
+    rig = scaled_rig(camera_rig(), w)
+    k = torch.tensor(rig.intrinsics, dtype=torch.float32)
+    k[:, 1, 2] -= rig.cameras[0].height - h  # bottom crop
+    pose = torch.tensor(rig.sensor2ego, dtype=torch.float32)
+    sem = torch.full((1, 200, 200, 16), 17, dtype=torch.long)
+    sem[..., 0] = 11
+    sem[:, 120:140, 90:110, 1:5] = 4
+    return {"images": torch.randn(1, frames, 6, 3, h, w, generator=g),
+            "intrinsics": k.expand(1, frames, 6, 3, 3), "sensor2ego": pose.expand(1, frames, 6, 4, 4),
+            "past2current": torch.eye(4).expand(1, frames, 4, 4), "semantics": sem,
+            "mask_camera": torch.ones(1, 200, 200, 16, dtype=torch.bool),
+            "depth": torch.rand(1, 6, h, w, generator=g) * 40}
+
+
+REDUCED = dict(image_size=(128, 64), bev_stride=4, bev_channels=(32, 64), head_channels=16)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_and_trains_a_few_steps(name):
+    cfg = PRESETS[name].model
+    if name != "tiny":  # the GPU presets keep their backbone and LSS design, at a CPU-sized grid
+        cfg = dataclasses.replace(cfg, **REDUCED, depth_bins=22, context_channels=16, fpn_channels=64)
+    torch.manual_seed(0)
+    model = CameraOccupancy(cfg)
+    batch = _batch(cfg, cfg.history + 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(4):
+        loss, stats = perception_loss(model, batch, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        assert np.isfinite(stats["occ_loss"]) and np.isfinite(stats["depth_loss"])
+    assert losses[-1] < losses[0]
+    model.eval()
+    pred = model.predict(batch["images"], batch["intrinsics"], batch["sensor2ego"], batch["past2current"])
+    assert pred.shape == (1, 200, 200, 16) and pred.dtype == torch.uint8
+
+
+def test_temporal_fusion_uses_the_past_frame():
+    cfg = PerceptionConfig(**REDUCED, history=1, depth_bins=8, context_channels=8, fpn_channels=16)
+    torch.manual_seed(0)
+    model = CameraOccupancy(cfg).eval()
+    batch = _batch(cfg, 2)
+    a = model(batch["images"], batch["intrinsics"], batch["sensor2ego"], batch["past2current"])["logits"]
+    other = batch["images"].clone()
+    other[:, 0] = torch.randn_like(other[:, 0])
+    b = model(other, batch["intrinsics"], batch["sensor2ego"], batch["past2current"])["logits"]
+    c = model(batch["images"], batch["intrinsics"], batch["sensor2ego"], batch["past2current"])["logits"]
+    assert not torch.allclose(a, b) and torch.equal(a, c)
+    with pytest.raises(ValueError, match="past frames"):
+        model(batch["images"][:, 1:], batch["intrinsics"][:, 1:], batch["sensor2ego"][:, 1:])
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        PerceptionConfig(image_size=(100, 64))
+    with pytest.raises(ValueError, match="bev_stride"):
+        PerceptionConfig(bev_stride=3)
