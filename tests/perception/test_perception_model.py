@@ -33,7 +33,7 @@ def test_bev_pool_matches_a_plain_loop():
 def test_frustum_points_land_in_the_bev_cell_below_them():
     """Feature pixel (row 4, col 8) of CAM_FRONT at depth d: the cell of K^-1 (u d, v d, d) in ego."""
     cam = scaled_rig(camera_rig(), 256).cameras[0]
-    depths = torch.tensor([10.3, 20.3])
+    depths = torch.tensor([10.5, 20.5])  # cell centres, away from boundaries
     pts = frustum((9, 16), (cam.width, cam.height), depths)  # 256 x 144 image, 16 x 9 feature map
     k = torch.tensor(cam.intrinsic, dtype=torch.float32)[None, None]
     pose = torch.tensor(cam.sensor2ego, dtype=torch.float32)[None, None]
