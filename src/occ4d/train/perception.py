@@ -41,7 +41,7 @@ PRESETS: dict[str, Preset] = {
                          layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), fpn_channels=48, feature_stride=8,
                          depth_bins=44, context_channels=32, bev_stride=4, bev_channels=(48, 96),
                          head_channels=24),
-        DataConfig(batch_size=1), OptimConfig(lr=2e-3, total_samples=600, warmup_samples=30, ema_decay=0.98),
+        DataConfig(batch_size=1), OptimConfig(lr=2e-3, total_samples=320, warmup_samples=16, ema_decay=0.95),
         note="ResNet-10-ish at 256x128, stride-8 LSS, 50x50 BEV at 1.6 m, channel-to-height x4"),
     "r50": Preset(PerceptionConfig(**_R50), DataConfig(batch_size=4), _R50_OPTIM,
                   note="BEVDetOcc / FlashOcc R50: 704x256, 88 depth bins, 200x200 BEV, channel-to-height"),
