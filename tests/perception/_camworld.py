@@ -5,12 +5,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-SCENES, FRAMES, SEED, WIDTH = 2, 4, 3, 96
+SCENES, FRAMES, SEED, WIDTH = 2, 8, 3, 64
 _ROOT: Path | None = None
 
 
 def camera_world() -> Path:
-    """2 scenes x 4 keyframes (one train, one val scene), cameras at 96 x 54 pixels."""
+    """2 scenes x 8 keyframes (one train, one val scene), cameras at 64 x 36 pixels."""
     global _ROOT
     if _ROOT is None:
         from occ4d.synth.world import generate

@@ -202,6 +202,11 @@ def most_frequent_grid(records, vocab=OCC3D_VOCAB) -> np.ndarray:
     return counts.argmax(-1).astype(np.uint8)
 
 
+def _mean_percent(values) -> str:
+    v = [x for x in values if not np.isnan(x)]
+    return f"{100 * sum(v) / len(v):.2f}" if v else "nan"
+
+
 def eval_command(ckpt: Path, data: Path, split: str | None = None, device: str = "cpu", ema: bool = True,
                  max_samples: int = 0, rays: bool = True, save: Path | None = None
                  ) -> tuple[dict, list[list]]:
@@ -221,8 +226,7 @@ def eval_command(ckpt: Path, data: Path, split: str | None = None, device: str =
     summary, full = perception_scores(model, data_set, cfg, dev, rays=rays, save=save)
     cost = model_cost(model, data_set[0], dev, train_step=False)
     cam, ray = full["camera"], full.get("ray")
-    rows = [[name, f"{iou:.2f}",
-             f"{100 * np.nanmean(list(ray['per_class'][name].values())):.2f}" if ray else "-"]
+    rows = [[name, f"{iou:.2f}", _mean_percent(ray["per_class"][name].values()) if ray else "-"]
             for name, iou in cam["per_class"].items()]
     protocol = f"perception/{cam['protocol']}" + (f" + {ray['protocol']}" if ray else "")
     results = {"protocol": protocol, **summary, **cost, "preset": cfg.preset, "step": state["step"],
