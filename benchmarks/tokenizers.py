@@ -164,7 +164,9 @@ def final_eval(run: Path) -> dict | None:
     if not evals:
         return None
     out = dict(evals[-1])
-    out["train_s"] = trains[-1]["time"] - trains[0]["time"] if len(trains) > 1 else float("nan")
+    # wall time of the training steps: first log window (samples / its rate) up to the last record
+    first = trains[0]["samples"] / trains[0]["samples_per_s"] if trains else float("nan")
+    out["train_s"] = trains[-1]["time"] - trains[0]["time"] + first if trains else float("nan")
     return out
 
 
