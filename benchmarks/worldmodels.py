@@ -254,7 +254,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="multiplier on the tokenizer/feature budgets")
     ap.add_argument("--wm-scale", type=float, default=1.0, help="multiplier on the world models' budgets")
     ap.add_argument("--windows", type=int, default=40, help="validation windows for the forecast table")
-    ap.add_argument("--clips", type=int, default=8, help="generated clips per sampler / prompt")
+    ap.add_argument("--clips", type=int, default=8, help="clips per sampler (half per prompt)")
     ap.add_argument(
         "--only", default="", help="comma-separated subset of the tables: forecast,sampling,control"
     )
@@ -289,7 +289,7 @@ def main() -> None:
     if "sampling" in only and {"generator", "features"} <= have:
         results["sampling"] = sampling_table(work, args.clips)
     if "control" in only and "generator" in have:
-        results["control"] = control_table(work, args.clips, 8)
+        results["control"] = control_table(work, max(2, args.clips // 2), 8)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print_tables(results)
 
