@@ -266,6 +266,10 @@ class PerceivedHistory(Dataset):
             self._cache[token] = self.model.predict(*inputs)[0].cpu()
         return self._cache[token]
 
+    def remember(self, token: str, labels: torch.Tensor) -> None:
+        """Use ``labels`` (X, Y, Z) as the prediction of ``token`` (e.g. read back from a saved run)."""
+        self._cache[token] = labels.to(torch.uint8).cpu()
+
     def __getitem__(self, index: int) -> dict:
         item = dict(self.clips[index])
         sem = item["semantics"].clone()
