@@ -23,9 +23,10 @@ from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, tokenizer_los
 from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
 from occ4d.train.registry import ModelSpec
 
-# CPU budgets: about 15 minutes each on one core of a busy 2-core machine (see benchmarks/tokenizers.py)
+# CPU budgets, measured with one thread per run on the shared 2-core machine (load average ~10):
+# the 2D presets took 17-20 min, the 4D ones 53-58 min (about 12 min each on an idle core).
 _TINY = dict(num_res_blocks=1, mid_attention=False)
-_TINY_2D = OptimConfig(lr=2e-3, total_samples=4_800, warmup_samples=200, ema_decay=0.99)
+_TINY_2D = OptimConfig(lr=2e-3, total_samples=1_600, warmup_samples=100, ema_decay=0.99)
 _TINY_4D = OptimConfig(lr=2e-3, total_samples=1_200, warmup_samples=50, ema_decay=0.99)
 
 PRESETS: dict[str, Preset] = {
