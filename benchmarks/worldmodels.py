@@ -210,7 +210,7 @@ def sampling_table(work: Path, clips: int) -> list[tuple[str, dict]]:
                 },
             )
         )
-        print(f"[sampling] {sampler} {steps}: {sec:.1f} s/clip, FD {rows[-1][1]['fd']:.2f}", flush=True)
+        print(f"[sampling] {sampler} {steps}: {sec:.1f} s/clip, FD {rows[-1][1]['fd']:.4g}", flush=True)
     half = real_features(work, extractor, 400)
     rows.append(("real vs real (floor)", {"fd": frechet_distance(half[0::2].numpy(), half[1::2].numpy())}))
     rows.append(("extractor", {"name": extractor_name(extractor)}))
@@ -314,12 +314,12 @@ def print_tables(results: dict) -> None:
             if "seconds_per_clip" in r:
                 s, n = name.split()
                 print(
-                    f"| {s} | {n} | {r['seconds_per_clip']:.2f} | {r['fd']:.3f} | {r['precision']:.2f} "
+                    f"| {s} | {n} | {r['seconds_per_clip']:.2f} | {r['fd']:.4g} | {r['precision']:.2f} "
                     f"| {r['recall']:.2f} |"
                 )
         extra = dict(results["sampling"][-2:])
         print(
-            f"\nFloor (two halves of real val frames): {extra['real vs real (floor)']['fd']:.3f}; "
+            f"\nFloor (two halves of real val frames): {extra['real vs real (floor)']['fd']:.4g}; "
             f"features {extra['extractor']['name']}."
         )
     if "control" in results:
