@@ -139,7 +139,7 @@ def perception_scores(model: nn.Module, data: Dataset, cfg: TrainConfig, device:
         full["ray"] = ray.compute()
         out.update({"RayIoU": 100 * full["ray"]["RayIoU"], "RayIoU@1": 100 * full["ray"]["RayIoU@1"],
                     "RayIoU@2": 100 * full["ray"]["RayIoU@2"], "RayIoU@4": 100 * full["ray"]["RayIoU@4"]})
-    all_reduce_sum(seconds)
+    seconds = all_reduce_sum(seconds)
     out["fps"] = float(seconds[1] / seconds[0].clamp_min(1e-9))  # per process
     return out, full
 

@@ -173,8 +173,8 @@ def reconstruction_scores(model: nn.Module, data: Dataset, cfg: TrainConfig, dev
     if int(flag.item()) == 0:
         cam = full["camera"] = camera.compute()
         results.update({"mIoU_camera": cam["mIoU"], "IoU_camera": cam["IoU_geometry"]})
-    all_reduce_sum(counts)
-    all_reduce_sum(seconds)
+    counts = all_reduce_sum(counts)
+    seconds = all_reduce_sum(seconds)
     if mcfg.vocab_size:
         p = counts / counts.sum().clamp_min(1)
         results["codebook_usage"] = float((counts > 0).double().mean())
