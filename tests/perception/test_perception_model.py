@@ -105,7 +105,7 @@ def test_every_preset_builds_and_trains_a_few_steps(name):
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(3 if name == "tiny" else 2):
+    for _ in range(3 if name == "tiny" else 1):  # the ResNet-50 presets: one step keeps the budget
         loss, stats = perception_loss(model, batch, cfg)
         opt.zero_grad()
         loss.backward()
