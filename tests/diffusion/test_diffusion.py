@@ -102,7 +102,10 @@ def test_loss_of_exact_denoiser_is_below_trivial():
         assert exact < 0.6 * zero
 
 
-@pytest.mark.parametrize("sampler,steps", [("ddpm", 1000), ("ddim", 100), ("dpm++", 20)])
+# 1000-step DDPM is the slow reference: it runs in CI's separate slow step.
+@pytest.mark.parametrize(
+    "sampler,steps", [pytest.param("ddpm", 1000, marks=pytest.mark.slow), ("ddim", 100), ("dpm++", 20)]
+)
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 def test_samplers_recover_the_data_distribution(sampler, steps, prediction):
     sch = NoiseSchedule(DiffusionConfig(prediction=prediction))

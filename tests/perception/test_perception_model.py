@@ -95,7 +95,10 @@ def _batch(cfg: PerceptionConfig, frames: int, seed: int = 0) -> dict:
 REDUCED = dict(image_size=(64, 32), bev_stride=4, bev_channels=(16, 32), head_channels=8)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+# The GPU-sized presets (ResNet-50) take most of this test's time: CI runs them in its slow step.
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith("r50") else n for n in sorted(PRESETS)]
+)
 def test_every_preset_builds_and_trains_a_few_steps(name):
     """Each preset's backbone, neck, LSS and head design at a CPU-sized image and BEV grid."""
     cfg = dataclasses.replace(PRESETS[name].model, **REDUCED, depth_bins=8, context_channels=8)
