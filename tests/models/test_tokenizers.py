@@ -157,6 +157,41 @@ def test_balanced_weights_favour_rare_classes():
     assert w[7] > w[4] > w[17]
 
 
+def test_class_balanced_loss_is_the_weighted_cross_entropy():
+    cfg = narrow(TokenizerConfig(backbone="3d", grid=(16, 16, 16), channel_mult=(1, 2), spatial_down=1,
+                                 temporal_down=1, mid_attention=False, num_res_blocks=1))
+    torch.manual_seed(0)
+    model = OccTokenizer(cfg).eval()
+    occ = torch.full((1, 2, 16, 16, 16), int(Occ3D.FREE))
+    occ[:, :, :, :, :2] = int(Occ3D.DRIVEABLE_SURFACE)
+    occ[:, :, 3:5, 3:5, 2:4] = int(Occ3D.PEDESTRIAN)
+    plain, _ = tokenizer_loss(model, occ, cfg)
+    balanced, stats = tokenizer_loss(model, occ, replace(cfg, class_balanced=True))
+    logits = model(occ).logits.reshape(-1, 18)
+    target = occ.reshape(-1)
+    w = balanced_class_weights(target, 18)
+    expected = torch.nn.functional.cross_entropy(logits, target, weight=w)
+    torch.testing.assert_close(torch.tensor(stats["ce"]), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain, torch.nn.functional.cross_entropy(logits, target)
+                               + model(occ).bottleneck.loss, atol=1e-5, rtol=1e-5)
+    assert w[int(Occ3D.PEDESTRIAN)] > 10 * w[int(Occ3D.FREE)]
+
+
+@pytest.mark.parametrize(("ours", "reference"), [("tiny-512x", "tiny-vqvae4d"), ("occ4d-512x", "occsora")])
+def test_our_512x_presets_keep_the_occsora_budget(ours, reference):
+    """Same compression, clip length, training samples and network size as the reference design."""
+    a, b = PRESETS[ours], PRESETS[reference]
+    frames = b.data.frames
+    ma, mb = OccTokenizer(narrow(a.model)), OccTokenizer(narrow(b.model))
+    assert ma.latent_shape(frames) == mb.latent_shape(frames)
+    assert ma.compression_ratio(frames) == mb.compression_ratio(frames) == 512.0
+    assert a.data == b.data and a.optim == b.optim
+    with torch.device("meta"):  # parameter counts only
+        full_a, full_b = OccTokenizer(a.model), OccTokenizer(b.model)
+    assert sum(p.numel() for p in full_a.parameters()) <= sum(p.numel() for p in full_b.parameters())
+    assert a.model.codebook_size <= 512 and a.model.latent_dim == b.model.latent_dim
+
+
 def test_random_crop_stays_on_the_token_lattice():
     occ = torch.arange(40 * 40).reshape(1, 1, 40, 40, 1)
     for seed in range(5):

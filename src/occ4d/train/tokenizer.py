@@ -29,6 +29,20 @@ _TINY = dict(num_res_blocks=1, mid_attention=False)
 _TINY_2D = OptimConfig(lr=2e-3, total_samples=1_600, warmup_samples=100, ema_decay=0.99)
 _TINY_4D = OptimConfig(lr=2e-3, total_samples=1_200, warmup_samples=50, ema_decay=0.99)
 
+# What makes our 512x presets differ from OccSora's (same network, token grid, clip and budget):
+# EMA vector quantisation with dead-code restart, commitment weight 0.25 (VQ-VAE's value) instead
+# of OccSora's 1.0, and OccSora's paper codebook of 512 also at the tiny size (its tiny preset has
+# 256). The EMA codes get no gradient, so the commitment term is the quantiser's only pull on the
+# encoder; at 1.0 it holds every output on its current code (final squared distance 0.00075 vs
+# 0.0042 at 0.25, measured), which at a short budget keeps the encoder near its first assignments
+# while reconstruction asks it to move; the restarts keep the codebook in use. Measured on the
+# synthetic world at 1200 clips (one seed): val mIoU 8.38 vs 6.53 for tiny-vqvae4d, geometry IoU
+# 62.21 vs 62.14.
+# The earlier FSQ bottleneck collapsed to 8% code usage (6.40 mIoU). Class-balanced CE (ENet
+# weights) raised mIoU to 9.31 but cost 23 points of geometry IoU (38.99: rare classes painted
+# over free space), so it stays off.
+_OURS_512X = dict(bottleneck="vq", codebook_size=512, beta=0.25)
+
 PRESETS: dict[str, Preset] = {
     # OccWorld's per-frame VQ-VAE, shrunk: 50x50 tokens (16x), codebook 256.
     "tiny-vqvae": Preset(
@@ -49,11 +63,10 @@ PRESETS: dict[str, Preset] = {
                         patch=(1, 2, 2), latent_dim=16, kl_weight=1e-5, train_crop=96, **_TINY),
         DataConfig(frames=1, batch_size=4), _TINY_2D,
         note="DOME-style KL-VAE at CPU size: 200x200 -> 25x25 x 16 channels, 64x"),
-    # Ours at the tiny OccSora's budget and compression: FSQ instead of a learned codebook.
+    # Ours at the tiny OccSora's budget, compression and network: see _OURS_512X.
     "tiny-512x": Preset(
-        TokenizerConfig(backbone="3d", bottleneck="fsq", channels=32, channel_mult=(1, 2, 4), spatial_down=2,
-                        temporal_down=2, patch=(2, 2, 2), latent_dim=64, fsq_levels=(8, 5, 5, 5),
-                        train_crop=64, **_TINY),
+        TokenizerConfig(backbone="3d", channels=32, channel_mult=(1, 2, 4), spatial_down=2, temporal_down=2,
+                        patch=(2, 2, 2), latent_dim=64, train_crop=64, **_OURS_512X, **_TINY),
         DataConfig(frames=8, batch_size=1), _TINY_4D,
         note="occ4d-512x at CPU size, same budget as tiny-vqvae4d"),
     # Paper sizes (GPU).
@@ -77,12 +90,11 @@ PRESETS: dict[str, Preset] = {
         OptimConfig(lr=1e-3, total_samples=28_130 * 200, warmup_samples=8 * 200, grad_clip=35.0),
         note="DOME-style continuous VAE: 200x200 -> 25x25x64, 64x"),
     "occ4d-512x": Preset(
-        TokenizerConfig(backbone="3d", bottleneck="fsq", channels=128, channel_mult=(1, 2, 4), spatial_down=2,
-                        temporal_down=2, patch=(2, 2, 2), num_res_blocks=2, latent_dim=128,
-                        fsq_levels=(8, 5, 5, 5)),
+        TokenizerConfig(backbone="3d", channels=128, channel_mult=(1, 2, 4), spatial_down=2, temporal_down=2,
+                        patch=(2, 2, 2), num_res_blocks=2, latent_dim=128, **_OURS_512X),
         DataConfig(frames=32, batch_size=1),
         OptimConfig(lr=1e-3, total_samples=700 * 200, warmup_samples=200, grad_clip=35.0),
-        note="ours: OccSora's layout and budget with an FSQ bottleneck (1000 implicit codes), 512x"),
+        note="ours: OccSora's network and budget, EMA-VQ 512 with restarts and commitment 0.25, 512x"),
 }
 
 
