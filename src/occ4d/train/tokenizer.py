@@ -32,15 +32,14 @@ _TINY_4D = OptimConfig(lr=2e-3, total_samples=1_200, warmup_samples=50, ema_deca
 # What makes our 512x presets differ from OccSora's (same network, token grid, clip and budget):
 # EMA vector quantisation with dead-code restart, commitment weight 0.25 (VQ-VAE's value) instead
 # of OccSora's 1.0, and OccSora's paper codebook of 512 also at the tiny size (its tiny preset has
-# 256). The EMA codes get no gradient, so the commitment term is the quantiser's only pull on the
-# encoder; at 1.0 it holds every output on its current code (final squared distance 0.00075 vs
-# 0.0042 at 0.25, measured), which at a short budget keeps the encoder near its first assignments
-# while reconstruction asks it to move; the restarts keep the codebook in use. Measured on the
-# synthetic world at 1200 clips (one seed): val mIoU 8.38 vs 6.53 for tiny-vqvae4d, geometry IoU
-# 62.21 vs 62.14.
-# The earlier FSQ bottleneck collapsed to 8% code usage (6.40 mIoU). Class-balanced CE (ENet
-# weights) raised mIoU to 9.31 but cost 23 points of geometry IoU (38.99: rare classes painted
-# over free space), so it stays off.
+# 256): 9 bits per token instead of 8, at +0.05% FLOPs (code distances) and no parameters.
+# Measured on the synthetic world at 1200 clips (tiny presets, seed 0 unless stated), val mIoU /
+# geometry IoU: this preset 8.38 / 62.21; tiny-vqvae4d 6.53 / 62.14 (seed 1: 3.10 / 62.13, so one
+# seed spreads by ~3 mIoU and the gain is not yet beyond noise); commitment 0.25 with 256 codes
+# 6.33 / 62.16 (so the commitment weight alone does not help); the earlier FSQ bottleneck 6.40,
+# code usage collapsed to 8%; class-balanced CE on top 9.31 mIoU but 38.99 IoU (rare classes
+# painted over free space), so it stays off. Every design still reconstructs only the ground
+# classes (manmade and objects at IoU ~0).
 _OURS_512X = dict(bottleneck="vq", codebook_size=512, beta=0.25)
 
 PRESETS: dict[str, Preset] = {
