@@ -162,16 +162,11 @@ class Occ3DMIoU:
         return out
 
 
-class SurroundOccMetric:
-    """SurroundOcc's semantic evaluation (``evaluation_semantic`` + dataset ``evaluate``).
+class _IgnoreLabelMetric:
+    """Shared accumulation of the SurroundOcc and OpenOccupancy protocols: one confusion matrix
+    over every voxel whose ground truth is not the ignore value 255 (no visibility mask)."""
 
-    Predictions are label grids (the argmax of the 17 logits, 0 = empty); the ground truth is the
-    dense grid with noise already 255. No visibility mask: every voxel with gt != 255 counts.
-    """
-
-    protocol = "surroundocc"
-
-    def __init__(self, vocab: Vocabulary = SURROUNDOCC_VOCAB, grid: GridSpec = SURROUNDOCC):
+    def __init__(self, vocab: Vocabulary, grid: GridSpec):
         self.vocab, self.grid = vocab, grid
         self.cm = ConfusionMatrix(vocab.num_classes)
 
@@ -184,6 +179,20 @@ class SurroundOccMetric:
         pred_t = check_label_tensor(pred, n, self.grid.shape, source, "prediction", device=gt_t.device)
         check_same_shape(pred_t, gt_t, source)
         self.cm.add(pred_t, gt_t, samples=int(np.prod(tuple(gt_t.shape[:-3]))))
+
+
+class SurroundOccMetric(_IgnoreLabelMetric):
+    """SurroundOcc's semantic evaluation (``evaluation_semantic`` + dataset ``evaluate``).
+
+    Predictions are label grids (the argmax of the 17 logits, 0 = empty); the ground truth is the
+    dense grid with noise already 255. No visibility mask: every voxel with gt != 255 counts.
+    """
+
+    protocol = "surroundocc"
+
+    def __init__(self, vocab: Vocabulary = SURROUNDOCC_VOCAB, grid: GridSpec = SURROUNDOCC):
+        super().__init__(vocab, grid)
+
 
     def compute(self) -> dict:
         hist, samples = self.cm.reduced()
@@ -209,7 +218,7 @@ class SurroundOccMetric:
         }
 
 
-class OpenOccupancyMetric:
+class OpenOccupancyMetric(_IgnoreLabelMetric):
     """OpenOccupancy's SSC mIoU and SC IoU (``evaluation_semantic`` / ``fast_hist``), no visibility
     mask by default. Predictions must already be on the ground truth's 512x512x40 grid."""
 
@@ -218,18 +227,8 @@ class OpenOccupancyMetric:
     def __init__(self, vocab: Vocabulary = SURROUNDOCC_VOCAB, grid: GridSpec | None = None):
         from occ4d.core.grid import OPENOCCUPANCY
 
-        self.vocab, self.grid = vocab, grid or OPENOCCUPANCY
-        self.cm = ConfusionMatrix(vocab.num_classes)
+        super().__init__(vocab, grid or OPENOCCUPANCY)
 
-    def reset(self) -> None:
-        self.cm.reset()
-
-    def update(self, pred, gt, source: str | None = None) -> None:
-        n = self.vocab.num_classes
-        gt_t = check_label_tensor(gt, n, self.grid.shape, source, "ground truth", allow_ignore=True)
-        pred_t = check_label_tensor(pred, n, self.grid.shape, source, "prediction", device=gt_t.device)
-        check_same_shape(pred_t, gt_t, source)
-        self.cm.add(pred_t, gt_t, samples=int(np.prod(tuple(gt_t.shape[:-3]))))
 
     def compute(self) -> dict:
         hist, samples = self.cm.reduced()
