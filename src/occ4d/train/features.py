@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from occ4d.data.dataset import collate_clips
 from occ4d.models.features import FeatureConfig, OccFeatureExtractor, feature_loss
 from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
 from occ4d.train.registry import ModelSpec
@@ -54,7 +55,6 @@ def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor,
 
 
 def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
-    from occ4d.data.dataset import collate_clips
     from occ4d.metrics.generation import frechet_distance
     from occ4d.metrics.reduce import all_gather_cat, all_reduce_sum
     from occ4d.train import distributed as dist
@@ -85,12 +85,6 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.de
     return out
 
 
-def _collate(items: list) -> dict:
-    from occ4d.data.dataset import collate_clips
-
-    return collate_clips(items)
-
-
 SPEC = ModelSpec(
     name="features",
     config_type=FeatureConfig,
@@ -99,5 +93,5 @@ SPEC = ModelSpec(
     dataset=dataset,
     loss=loss,
     evaluate=evaluate,
-    collate=_collate,
+    collate=collate_clips,
 )

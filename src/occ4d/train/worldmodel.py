@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from occ4d.data.dataset import collate_clips
 from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
 from occ4d.train.registry import ModelSpec
 
@@ -313,7 +314,6 @@ def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor,
 def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
     """Forecasters: OccWorld-protocol mIoU / IoU with the ground-truth trajectory; planner: L2 and
     collisions; generator: validation denoising loss and controllability of a few generated clips."""
-    from occ4d.data.dataset import collate_clips
     from occ4d.metrics.control import ControlMetric, PlanningMetric
     from occ4d.metrics.forecast import ForecastMetric
     from occ4d.metrics.reduce import all_reduce_sum
@@ -391,12 +391,6 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.de
     }
 
 
-def _collate(items: list) -> dict:
-    from occ4d.data.dataset import collate_clips
-
-    return collate_clips(items)
-
-
 SPEC = ModelSpec(
     name="worldmodel",
     config_type=WorldModelConfig,
@@ -405,5 +399,5 @@ SPEC = ModelSpec(
     dataset=dataset,
     loss=loss,
     evaluate=evaluate,
-    collate=_collate,
+    collate=collate_clips,
 )
