@@ -30,7 +30,10 @@ def init(device: str = "auto") -> torch.device:
 
 
 def shutdown() -> None:
+    """Leave the process group together: a gloo peer that exits while another is still working
+    (rank 0 scoring the final evaluation alone) makes that one abort in its destructor."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
