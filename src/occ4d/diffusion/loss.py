@@ -48,7 +48,10 @@ def diffusion_loss(
         cond_dropout: probability of the null condition; defaults to the schedule's config.
 
     Returns:
-        ``{"loss": scalar, "mse_per_t": (B,) per-example error}`` (the latter for logging).
+        ``{"loss": scalar, "mse_per_t": (B,) per-example error (for logging), "t": (B,) steps,
+        "x0": the clean latent the network's output implies, detached}``. ``x0`` is what a
+        sampler's last step produces, so a model stacked on the decoded latent (the forecaster's
+        refiner) can train on inputs like those it sees at sampling time.
     """
     b = x0.shape[0]
     p = schedule.config.cond_dropout if cond_dropout is None else cond_dropout
@@ -67,4 +70,5 @@ def diffusion_loss(
         w = torch.broadcast_to(weight.to(err), err.shape)
         per_example = (err * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-8)
         loss = (err * w).sum() / w.sum().clamp_min(1e-8)
-    return {"loss": loss, "mse_per_t": per_example.detach(), "t": t}
+    x0_pred = schedule.predict_x0(out.detach().to(x_t.dtype), x_t, t)
+    return {"loss": loss, "mse_per_t": per_example.detach(), "t": t, "x0": x0_pred}

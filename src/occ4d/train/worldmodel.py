@@ -14,6 +14,7 @@ Presets: ``tiny-*`` train on the synthetic world on two CPU cores in about twent
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +53,14 @@ class WorldModelConfig:
     prefix_prob: float = 0.5  # generator: share of clips trained as continuations
     mode: Literal["frozen", "e2e"] = "frozen"  # forecaster: tokenizer frozen or trained jointly
     recon_weight: float = 1.0
+    # forecaster: the full-resolution ego-warp skip (models/world/refiner.py)
+    refine: bool = False
+    refine_latent: bool = True  # the refiner reads the latent forecast's decoded classes
+    refine_channels: tuple[int, ...] = (16, 32, 48, 64)  # U-Net widths, full resolution first
+    refine_embed: int = 8  # column features per past frame
+    refine_weight: float = 1.0
+    refine_prior: float = 4.0  # logit weight of the ego-warp prior
+    refine_frames: int = 2  # future frames per clip the refiner trains on (0: all six)
     # planner
     planner_channels: int = 32
     planner_levels: int = 4
@@ -70,6 +79,8 @@ class WorldModelConfig:
             raise ValueError("past, future and frames must be positive")
         if self.hidden % 6 or self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of 6 and of heads ({self.heads})")
+        if self.refine and self.kind != "forecaster":
+            raise ValueError(f"refine is a forecaster option, not a {self.kind}'s")
 
     @property
     def clip_frames(self) -> int:
@@ -108,6 +119,14 @@ PRESETS: dict[str, Preset] = {
         DataConfig(frames=10, stride=1, batch_size=2),
         _TINY_OPTIM,
         note="as tiny-forecaster, encoder and decoder trained jointly (E2EOcc's idea)",
+    ),
+    "tiny-forecaster-warp": Preset(
+        _tiny("forecaster", past=4, future=6, refine=True),
+        DataConfig(frames=10, stride=1, batch_size=4),
+        dataclasses.replace(_TINY_OPTIM, total_samples=1_600),
+        note="tiny-forecaster plus the full-resolution ego-warp skip: a U-Net refiner over the ego-warped "
+        "history and the decoded latent forecast, residual over the ego-warp baseline "
+        "(--model.refine-latent False: without the latent forecast)",
     ),
     "tiny-generator": Preset(
         _tiny("generator", frames=8),
@@ -198,6 +217,7 @@ def build(cfg: WorldModelConfig) -> nn.Module:
         OccGenerator,
         Planner,
         PlannerConfig,
+        RefinerConfig,
     )
 
     if cfg.kind == "planner":
@@ -245,6 +265,19 @@ def build(cfg: WorldModelConfig) -> nn.Module:
             GeneratorConfig(dit=dit, diffusion=cfg.diffusion(), frames=frames, prefix_prob=cfg.prefix_prob),
             codec,
         )
+    refiner = None
+    if cfg.refine:
+        refiner = RefinerConfig(
+            num_classes=cfg.num_classes,
+            past=cfg.past,
+            future=cfg.future,
+            grid=_grid(tuple(codec.tokenizer.config.grid)),
+            embed=cfg.refine_embed,
+            channels=tuple(cfg.refine_channels),
+            latent=cfg.refine_latent,
+            prior_scale=cfg.refine_prior,
+            train_frames=cfg.refine_frames,
+        )
     return OccForecaster(
         ForecasterConfig(
             dit=dit,
@@ -253,9 +286,23 @@ def build(cfg: WorldModelConfig) -> nn.Module:
             future=cfg.future,
             mode=cfg.mode,
             recon_weight=cfg.recon_weight,
+            refiner=refiner,
+            refine_weight=cfg.refine_weight,
         ),
         codec,
     )
+
+
+def _grid(shape: tuple[int, int, int]):
+    """The geometry of the tokenizer's grid: Occ3D's, or for other sizes (small test grids) the same
+    0.4 m voxels centred on the ego in x and y, which is what the refiner's warping needs."""
+    from occ4d.core.grid import OCC3D, GridSpec
+
+    if shape == OCC3D.shape:
+        return OCC3D
+    v = OCC3D.voxel_size
+    lo = (-shape[0] * v[0] / 2, -shape[1] * v[1] / 2, OCC3D.range_min[2])
+    return GridSpec(f"occ3d-{shape[0]}x{shape[1]}x{shape[2]}", shape, v, lo)
 
 
 def dataset(cfg: TrainConfig, split: str) -> Dataset:

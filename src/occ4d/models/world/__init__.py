@@ -1,7 +1,8 @@
 """World models: trajectory-conditioned generation, forecasting, baselines and planning.
 
 - :class:`OccGenerator`: a DiT over whole-clip latents (OccSora's line), clips of any length.
-- :class:`OccForecaster`: latent diffusion from past frames and the ego trajectory (DOME/E2EOcc).
+- :class:`OccForecaster`: latent diffusion from past frames and the ego trajectory (DOME/E2EOcc),
+  optionally with :class:`WarpRefiner`, a full-resolution ego-warp skip that corrects ego-warp.
 - :class:`OccAutoregressive`: OccWorld-style token transformer with ego-pose tokens.
 - :class:`CopyLast`, :class:`EgoWarp`: baselines; :class:`Planner`: future ego trajectory.
 Every forecaster answers ``forecast(past_occ, traj) -> (B, future, X, Y, Z)``.
@@ -14,6 +15,7 @@ from occ4d.models.world.forecaster import ForecasterConfig, OccForecaster
 from occ4d.models.world.generator import GeneratorConfig, OccGenerator
 from occ4d.models.world.latents import LatentCodec
 from occ4d.models.world.planner import Planner, PlannerConfig
+from occ4d.models.world.refiner import RefinerConfig, WarpRefiner, warp_history
 
 __all__ = [
     "AutoregressiveConfig",
@@ -30,4 +32,7 @@ __all__ = [
     "LatentCodec",
     "Planner",
     "PlannerConfig",
+    "RefinerConfig",
+    "WarpRefiner",
+    "warp_history",
 ]

@@ -12,6 +12,14 @@ Two training modes (``mode``):
   context keeps its gradient, so the encoder learns what the forecaster needs, while the
   tokenizer's reconstruction loss (``recon_weight``) keeps the latent decodable. The future
   latents are detached targets, otherwise the encoder could shrink them to make denoising trivial.
+
+An optional full-resolution ego-warp skip (``refiner``, :mod:`occ4d.models.world.refiner`)
+turns the latent forecast into the final one: it starts from the ego-warp baseline and corrects
+it from the warped history and, when ``refiner.latent``, from the latent forecast's decoded class
+probabilities. It trains with cross-entropy on the future frames next to the diffusion loss; its
+latent input there is the denoiser's clean-latent estimate from the same forward pass, decoded by
+the tokenizer without gradient, which is what sampling hands it at test time. The diffusion
+model does not depend on the refiner, so its loss is unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from torch import nn
 from occ4d.diffusion import DiffusionConfig, NoiseSchedule, diffusion_loss, sample
 from occ4d.models.world.dit import DiTConfig, OccDiT
 from occ4d.models.world.latents import LatentCodec
+from occ4d.models.world.refiner import RefinerConfig, WarpRefiner
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,8 @@ class ForecasterConfig:
     future: int = 6
     mode: str = "frozen"
     recon_weight: float = 1.0
+    refiner: RefinerConfig | None = None
+    refine_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("frozen", "e2e"):
@@ -47,6 +58,11 @@ class ForecasterConfig:
             )
         if self.past < 1 or self.future < 1:
             raise ValueError("past and future must be positive")
+        if self.refiner is not None and (self.refiner.past, self.refiner.future) != (self.past, self.future):
+            raise ValueError(
+                f"the refiner is built for {self.refiner.past} past and {self.refiner.future} future "
+                f"frames, the forecaster for {self.past} and {self.future}"
+            )
 
     @property
     def frames(self) -> int:
@@ -77,6 +93,10 @@ class OccForecaster(nn.Module):
             raise ValueError(
                 f"the tokenizer makes latents {expected} for {config.frames} frames; the DiT expects {got}"
             )
+        grid = tuple(codec.tokenizer.config.grid)
+        if config.refiner is not None and tuple(config.refiner.grid.shape) != grid:
+            raise ValueError(f"the refiner's grid {config.refiner.grid.shape} is not the tokenizer's {grid}")
+        self.refiner = WarpRefiner(config.refiner) if config.refiner is not None else None
 
     def _context(self, z_past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Context (B, C, T, h, w) with the past latents in place and its 0/1 mask (B, 1, T, h, w)."""
@@ -125,7 +145,58 @@ class OccForecaster(nn.Module):
         if extra is not None:
             loss = loss + self.config.recon_weight * extra
             stats["recon_ce"] = float(recon.detach())
+        if self.refiner is not None:
+            ce = self._refine_loss(occ, traj, z.detach(), out["x0"], generator)
+            loss = loss + self.config.refine_weight * ce
+            stats["refine_ce"] = float(ce.detach())
         return loss, stats
+
+    def _future_probs(self, z: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Normalised clip latents (B, C, t, h, w) -> class probabilities (B, K, X, Y, Z, C) of the
+        future frames ``steps``, decoded without gradient (the refiner's latent input)."""
+        cfg = self.config
+        with torch.no_grad():
+            if self.codec.frames_per_latent == 1:  # per-frame latents: decode only the frames asked for
+                logits = self.codec.decode_logits(z[:, :, self.past_lat + steps], len(steps))
+            else:
+                logits = self.codec.decode_logits(z, cfg.frames)[:, cfg.past + steps]
+        return logits.float().softmax(-1)
+
+    def _refine_loss(
+        self, occ: torch.Tensor, traj: torch.Tensor, z: torch.Tensor, x0: torch.Tensor, generator
+    ) -> torch.Tensor:
+        """Cross-entropy of the refiner on ``train_frames`` future frames drawn from ``generator``."""
+        cfg, rc = self.config, self.config.refiner
+        n = rc.train_frames or rc.future
+        steps = torch.randperm(rc.future, generator=generator, device=generator.device)[:n].sort().values
+        steps = steps.to(occ.device)
+        probs = None
+        if rc.latent:
+            # The past latents are given at sampling time; the future ones are the denoiser's estimate.
+            x0 = torch.cat([z[:, :, : self.past_lat], x0[:, :, self.past_lat :].to(z.dtype)], dim=2)
+            probs = self._future_probs(x0, steps)
+        logits = self.refiner(occ[:, : cfg.past], traj, steps, probs)  # (B, K, X, Y, Z, C)
+        target = occ[:, cfg.past + steps].long()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
+
+    def _refine(self, past_occ: torch.Tensor, traj: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """The refiner's forecast (B, future, X, Y, Z) uint8, from the sampled clip latents ``z``.
+
+        Per-frame latents are decoded and refined one future frame at a time, which bounds the
+        memory to one frame's (X, Y, Z, C) probabilities and logits.
+        """
+        f = self.config.future
+        dev = past_occ.device
+        chunks = (
+            [torch.tensor([k], device=dev) for k in range(f)]
+            if self.codec.frames_per_latent == 1
+            else [torch.arange(f, device=dev)]
+        )
+        out = []
+        for steps in chunks:
+            probs = self._future_probs(z, steps) if z is not None else None
+            out.append(self.refiner(past_occ, traj.float(), steps, probs).argmax(-1).to(torch.uint8))
+        return torch.cat(out, dim=1)
 
     @torch.no_grad()
     def forecast(
@@ -138,13 +209,19 @@ class OccForecaster(nn.Module):
         steps: int = 20,
         guidance_scale: float = 1.0,
     ) -> torch.Tensor:
-        """past_occ (B, past, X, Y, Z), traj (B, past + future, 3) -> future (B, future, X, Y, Z) uint8."""
+        """past_occ (B, past, X, Y, Z), traj (B, past + future, 3) -> future (B, future, X, Y, Z) uint8.
+
+        With a refiner that takes no latent input nothing is sampled: its forecast depends only
+        on the history and the trajectory.
+        """
         cfg = self.config
         if past_occ.shape[1] != cfg.past or traj.shape[1] != cfg.frames:
             raise ValueError(
                 f"need {cfg.past} past frames and {cfg.frames} trajectory rows, "
                 f"got {past_occ.shape[1]} and {traj.shape[1]}"
             )
+        if self.refiner is not None and not cfg.refiner.latent:
+            return self._refine(past_occ, traj, None)
         z_past, _ = self.codec.encode(past_occ)
         ctx, mask = self._context(z_past)
         den = self._denoiser(traj, ctx, mask)
@@ -160,4 +237,6 @@ class OccForecaster(nn.Module):
             device=past_occ.device,
         )
         z = torch.cat([z_past, z[:, :, self.past_lat :]], dim=2)
+        if self.refiner is not None:
+            return self._refine(past_occ, traj, z)
         return self.codec.decode(z, cfg.frames)[:, cfg.past :]
