@@ -134,14 +134,15 @@ class _ColumnEmbed(torch.autograd.Function):
         z = cls.shape[1]
         offsets = torch.arange(z, device=cls.device) * num_classes
         ctx.save_for_backward(cls)
-        ctx.shape = (z, num_classes, weight.shape[1])
+        ctx.shape, ctx.dtype = (z, num_classes, weight.shape[1]), weight.dtype
         return F.embedding_bag(cls.long() + offsets, weight, mode="sum")
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (cls,) = ctx.saved_tensors
         z, c, d = ctx.shape
-        gw = grad.new_zeros(z, c, d)
+        gw = torch.zeros(z, c, d, dtype=ctx.dtype, device=grad.device)
+        grad = grad.to(ctx.dtype)  # under autocast the incoming gradient may be bf16
         for h in range(z):
             gw[h].index_add_(0, cls[:, h].long(), grad)
         return None, gw.reshape(z * c, d), None
