@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from occ4d.cli import main
 from occ4d.vis.video import read_video
 
 
+@pytest.mark.slow  # trains three tiny models and samples them: about a minute on two idle cores
 def test_demo_end_to_end(tmp_path, capsys):
-    main(["demo", "--out", str(tmp_path), "--scenes", "2", "--frames", "10", "--pictures", "2"])
+    """Every stage at the smallest size: synthesis, pictures, baselines, training, forecast, generation."""
+    main(["demo", "--out", str(tmp_path), "--scenes", "2", "--frames", "10", "--pictures", "2",
+          "--budget", "0.003", "--steps", "2", "--gen-frames", "4"])
     text = capsys.readouterr().out
     assert "class histogram" in text
     assert "copy-last: 1 windows" in text and "ego-warp: 1 windows" in text
@@ -19,16 +23,35 @@ def test_demo_end_to_end(tmp_path, capsys):
     frames = read_video(gif)
     assert len(frames) == 10 and frames.std() > 10  # ten keyframes, not blank
     html = (tmp_path / "viewer.html").read_text()
-    assert "ego-warp forecast" in html and len(html) > 100_000
+    assert "ego-warp forecast" in html and "diffusion forecaster forecast" in html and len(html) > 100_000
     assert (tmp_path / "world" / "occ4d_infos_temporal_val.pkl").is_file()
-    # the baselines' tables are real numbers in the protocol's range
+    # three trained runs, each with its final checkpoint
+    for run in ("tiny-vae", "tiny-forecaster", "tiny-generator"):
+        assert list((tmp_path / "runs" / run).glob("ckpt-*.safetensors")), run
+    # baselines and the trained forecaster: protocol tables of real numbers in range
     rows = [line.split() for line in text.splitlines() if line.startswith(("mIoU", "IoU"))]
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
-    assert vals.shape == (4, 4) and np.all((vals >= 0) & (vals <= 100))
+    assert vals.shape == (6, 4) and np.all((vals >= 0) & (vals <= 100))
+    assert "diffusion forecaster (tiny-forecaster at 0.003 x budget): 1 windows" in text
+    # one generated clip per prompt, with the control error with and without the condition
+    table = text[text.index("prompt      error with trajectory"):].splitlines()[1:5]
+    control = [line.split() for line in table]
+    assert [r[0] for r in control] == ["straight", "left", "right", "stop"]
+    errs = np.array([[float(r[1]), float(r[3]), float(r[4]), float(r[6])] for r in control])
+    assert np.isfinite(errs).all() and (errs >= 0).all()
+    for prompt in ("straight", "left", "right", "stop"):
+        assert len(read_video(tmp_path / "generated" / f"{prompt}.gif")) == 4
+        assert (tmp_path / "generated" / f"{prompt}.npz").is_file()
+
+
+def test_demo_without_training_runs_the_baselines_only(tmp_path, capsys):
+    main(["demo", "--out", str(tmp_path), "--scenes", "2", "--frames", "10", "--pictures", "1", "--no-train"])
+    text = capsys.readouterr().out
+    assert "[4/4] writing the interactive viewer" in text and "training the tiny" not in text
+    assert not (tmp_path / "runs").exists()
+    assert "ego-warp forecast" in (tmp_path / "viewer.html").read_text()
 
 
 def test_demo_refuses_too_few_frames(tmp_path):
-    import pytest
-
     with pytest.raises(SystemExit, match="at least 10"):
         main(["demo", "--out", str(tmp_path), "--frames", "5"])

@@ -1,0 +1,113 @@
+"""The demo's model stages: train tiny world models on the demo's world, forecast and generate.
+
+Each run is the tiny preset of ``occ4d train`` with its sample budget scaled by ``budget``, so
+``occ4d train worldmodel --preset tiny-forecaster ...`` at full budget trains the same model
+for longer. Runs are resumed when their folder exists, so re-running the demo with the same
+settings reuses what it trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# (model, preset, overrides of the model config): trained in this order; later runs read
+# ``tokenizer`` from the folder of the first.
+DEMO_RUNS = (
+    ("tokenizer", "tiny-vae", {}),
+    ("worldmodel", "tiny-forecaster", {}),
+    ("worldmodel", "tiny-generator", {}),
+)
+DEMO_PROMPTS = ("straight", "left", "right", "stop")
+
+
+def train_tiny(model: str, preset: str, data: Path, out: Path, budget: float, *, val_samples: int = 4,
+               threads: int = 0, **model_overrides) -> Path:
+    """Train (or resume, or reuse) ``preset`` of ``model`` with ``budget`` x its sample budget."""
+    from occ4d.train.config import RunConfig, TrainConfig
+    from occ4d.train.loop import train
+    from occ4d.train.registry import get_spec
+
+    spec = get_spec(model)
+    p = spec.presets[preset]
+    per_step = p.data.batch_size * p.optim.accum
+    samples = max(per_step, round(p.optim.total_samples * budget / per_step) * per_step)
+    optim = replace(p.optim, total_samples=samples, warmup_samples=min(p.optim.warmup_samples, samples // 4))
+    cfg = TrainConfig(
+        model_name=model,
+        preset=preset,
+        model=replace(p.model, **model_overrides),
+        data=replace(p.data, root=str(data), max_val_samples=val_samples),
+        optim=optim,
+        run=RunConfig(out=str(out), resume=True, ckpt_every=samples, log_every=max(per_step, samples // 8),
+                      threads=threads),
+    )
+    print(f"  {model} --preset {preset}: {samples} samples "
+          f"({budget:g} x the preset's {p.optim.total_samples})")
+    return train(spec, cfg)
+
+
+def train_models(world: Path, runs: Path, budget: float, threads: int = 0) -> dict[str, Path]:
+    """The demo's runs by preset name: a tokenizer, then the world models on its latents."""
+    done: dict[str, Path] = {}
+    for model, preset, overrides in DEMO_RUNS:
+        if model == "worldmodel":
+            overrides = {**overrides, "tokenizer": str(done["tiny-vae"])}
+        done[preset] = train_tiny(model, preset, world, runs / preset, budget, threads=threads, **overrides)
+    return done
+
+
+def forecast_row(run: Path, windows, *, past: int, future: int, steps: int) -> dict:
+    """The OccWorld-protocol result of a trained forecaster on the validation windows."""
+    from occ4d.commands.forecast import load_forecaster, run_forecast
+
+    model, p, f, _ = load_forecaster(str(run), past=past, future=future)
+    if (p, f) != (past, future):
+        raise SystemExit(f"{run}: trained for {p} + {f} frames, the demo scores {past} + {future}")
+    with torch.no_grad():
+        return run_forecast(model, windows, past=p, future=f, traj="gt", steps=steps, progress=True)
+
+
+def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int = 0) -> list[dict]:
+    """One clip per trajectory prompt, with and without the condition; their control errors.
+
+    Guidance 1 follows the trajectory; guidance 0 is the same model's unconditional branch
+    (trained with condition dropout), the control row: its error is what ignoring the
+    prompt costs.
+    """
+    from occ4d.io.clipfile import save_clip
+    from occ4d.metrics.control import ControlMetric
+    from occ4d.models.world.prompts import prompt_trajectory
+    from occ4d.train.registry import load_model
+
+    model, _, _ = load_model(str(run))
+    model.eval()
+    rows = []
+    for name in DEMO_PROMPTS:
+        traj = prompt_trajectory(name, frames)
+        row = {"prompt": name}
+        for guidance in (1.0, 0.0):
+            g = torch.Generator().manual_seed(seed)
+            clip = model.generate(torch.as_tensor(traj, dtype=torch.float32)[None], frames=frames,
+                                  generator=g, steps=steps, guidance_scale=guidance)[0]
+            m = ControlMetric()
+            m.update(clip, traj)
+            err = m.compute()
+            key = "cond" if guidance else "uncond"
+            row[f"{key}_m"], row[f"{key}_deg"] = err["trans_err_m"], err["yaw_err_deg"]
+            if guidance:
+                save_clip(out / f"{name}.npz", clip.numpy(), np.asarray(traj, dtype=np.float64))
+                row["clip"] = clip
+        rows.append(row)
+    return rows
+
+
+def format_control(rows: list[dict]) -> str:
+    lines = ["prompt      error with trajectory (m / deg)   without (unconditional branch)"]
+    for r in rows:
+        lines.append(f"{r['prompt']:<10}  {r['cond_m']:6.2f} / {r['cond_deg']:5.2f}"
+                     f"                 {r['uncond_m']:6.2f} / {r['uncond_deg']:5.2f}")
+    return "\n".join(lines)
