@@ -17,7 +17,7 @@ refiner starts from ego-warp and learns only the corrections:
    by a linear map of the folded (Z, C) probabilities; an embedding of the future step k is added.
 3. **A small 2D U-Net** down to 1/8 resolution (25x25 cells of 3.2 m on Occ3D, where a few 3x3
    convolutions span tens of metres: a car moves up to ~30 m in 3 s) gives per-voxel logits.
-4. **Residual over the prior.** ``logits = prior_scale * onehot(ego-warped current frame) + net``
+4. **Residual over the prior.** ``logits = prior_scale * (onehot(ego-warped current frame) + net)``
    with the net's last layer zero-initialised: an untrained refiner predicts exactly the ego-warp
    baseline, and training learns moving objects (from the motion in the warped history) and the
    area that enters the grid as the ego drives (from the road layout and the latent forecast).
@@ -44,7 +44,8 @@ class RefinerConfig:
 
     ``embed``: width of a past frame's column features; ``channels``: U-Net widths at full, 1/2,
     1/4, ... resolution (one level per entry); ``latent``: whether it reads the latent forecast's
-    decoded class probabilities; ``prior_scale``: weight of the ego-warp prior in the logits;
+    decoded class probabilities; ``prior_scale``: logit scale of the ego-warp prior (and of the
+    net's corrections, which are in units of it);
     ``train_frames``: how many future frames (drawn per step) it trains on, which cuts its
     cost per clip (0: all).
     """
@@ -270,4 +271,6 @@ class WarpRefiner(nn.Module):
             grid=cfg.grid,
             fill=cfg.free,
         ).reshape(b, k, nx, ny, nz, 1)
-        return delta.scatter_add(-1, prior.long(), delta.new_full(prior.shape, cfg.prior_scale))
+        # Corrections in units of the prior: Adam moves each weight by about lr per step whatever
+        # the scale, so a head output of ~1 flips a voxel after as many steps at any prior_scale.
+        return cfg.prior_scale * delta.scatter_add(-1, prior.long(), delta.new_ones(prior.shape))
