@@ -44,7 +44,7 @@ RUNS = {
     # The forecaster with the full-resolution ego-warp skip, and without the latent forecast's input.
     "forecaster-warp": (
         ["worldmodel", "--preset", "tiny-forecaster-warp", "--model.tokenizer", "{runs}/tiny-vae"],
-        1600,
+        1000,
     ),
     "forecaster-warp-nolatent": (
         [
@@ -56,7 +56,7 @@ RUNS = {
             "--model.refine-latent",
             "False",
         ],
-        1600,
+        1000,
     ),
     "generator": (["worldmodel", "--preset", "tiny-generator", "--model.tokenizer", "{runs}/tiny-vae"], 3000),
     "autoregressive": (
