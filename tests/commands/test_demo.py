@@ -26,13 +26,13 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "ego-warp forecast" in html and "diffusion forecaster forecast" in html and len(html) > 100_000
     assert (tmp_path / "world" / "occ4d_infos_temporal_val.pkl").is_file()
     # three trained runs, each with its final checkpoint
-    for run in ("tiny-vae", "tiny-forecaster", "tiny-generator"):
+    for run in ("tiny-vae", "tiny-forecaster-warp", "tiny-generator"):
         assert list((tmp_path / "runs" / run).glob("ckpt-*.safetensors")), run
     # baselines and the trained forecaster: protocol tables of real numbers in range
     rows = [line.split() for line in text.splitlines() if line.startswith(("mIoU", "IoU"))]
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
     assert vals.shape == (6, 4) and np.all((vals >= 0) & (vals <= 100))
-    assert "diffusion forecaster (tiny-forecaster at 0.003 x budget): 1 windows" in text
+    assert "diffusion forecaster (tiny-forecaster-warp at 0.003 x budget): 1 windows" in text
     # one generated clip per prompt, with the control error with and without the condition
     table = text[text.index("prompt      error with trajectory"):].splitlines()[1:5]
     control = [line.split() for line in table]

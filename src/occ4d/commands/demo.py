@@ -4,9 +4,9 @@
 2. write top-down pictures of one validation scene (PNGs and a GIF with the ego path);
 3. forecast its windows with the copy-last and ego-warp baselines and print the OccWorld
    protocol tables (1 s / 2 s / 3 s / avg, mIoU and IoU);
-4. train the tiny tokenizer (KL-VAE) and, on its latents, the tiny diffusion forecaster and
-   generator, each with ``budget`` x its preset's sample budget (progress bars; skipped with
-   ``--no-train``);
+4. train the tiny tokenizer (KL-VAE) and, on its latents, the tiny diffusion forecaster (with
+   its full-resolution ego-warp skip) and generator, each with ``budget`` x its preset's sample
+   budget (progress bars; skipped with ``--no-train``);
 5. forecast the validation windows with the trained forecaster (same protocol table), generate
    one clip per trajectory prompt and print the controllability error with and without the
    trajectory condition, with a GIF of each generated clip;
@@ -96,10 +96,11 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
         print(f"[4/{stages}] training the tiny world models ({budget:g} x each preset's sample budget)")
         runs = train_models(world, out / "runs", budget, threads=threads)
         print(f"[5/{stages}] forecasting with the trained diffusion forecaster and generating clips")
-        result = forecast_row(runs["tiny-forecaster"], windows, past=past, future=future, steps=steps)
-        print(format_table(result, f"diffusion forecaster (tiny-forecaster at {budget:g} x budget): "
+        run = runs["tiny-forecaster-warp"]
+        result = forecast_row(run, windows, past=past, future=future, steps=steps)
+        print(format_table(result, f"diffusion forecaster (tiny-forecaster-warp at {budget:g} x budget): "
                                    f"{len(windows)} windows, GT trajectory, DDIM {steps} steps"))
-        forecasters["diffusion forecaster"] = load_forecaster(str(runs["tiny-forecaster"]))[0]
+        forecasters["diffusion forecaster"] = load_forecaster(str(run))[0]
         gen = out / "generated"
         rows = generate_clips(runs["tiny-generator"], gen, frames=gen_frames, steps=steps, seed=seed)
         for r in rows:

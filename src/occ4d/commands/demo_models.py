@@ -1,9 +1,12 @@
 """The demo's model stages: train tiny world models on the demo's world, forecast and generate.
 
 Each run is the tiny preset of ``occ4d train`` with its sample budget scaled by ``budget``, so
-``occ4d train worldmodel --preset tiny-forecaster ...`` at full budget trains the same model
-for longer. Runs are resumed when their folder exists, so re-running the demo with the same
-settings reuses what it trained.
+``occ4d train worldmodel --preset tiny-forecaster-warp ...`` at full budget trains the same
+model for longer. The forecaster is the latent diffusion forecaster with the full-resolution
+ego-warp skip: at a demo budget the tiny tokenizer is far too weak for latents alone to
+forecast well, while the skip starts from the ego-warp baseline and learns corrections. Runs
+are resumed when their folder exists, so re-running the demo with the same settings reuses
+what it trained.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 # ``tokenizer`` from the folder of the first.
 DEMO_RUNS = (
     ("tokenizer", "tiny-vae", {}),
-    ("worldmodel", "tiny-forecaster", {}),
+    ("worldmodel", "tiny-forecaster-warp", {}),
     ("worldmodel", "tiny-generator", {}),
 )
 DEMO_PROMPTS = ("straight", "left", "right", "stop")
