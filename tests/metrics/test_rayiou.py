@@ -16,7 +16,7 @@ from metrics_reference import (
 from occ4d.core import OCC3D, DataError, Occ3D, make_pose
 from occ4d.io.infos import load_pkl
 from occ4d.io.occ3d import load_labels
-from occ4d.metrics import RayIoU, ray_directions, ray_origins
+from occ4d.metrics import RayIoU, origins_by_token, ray_directions, ray_origins
 from occ4d.metrics.raycast import cast, voxel_space, walk_torch
 from occ4d.metrics.raycast_numba import walk
 
@@ -41,6 +41,27 @@ def _poses(scene):
     e2g = [make_pose(i["ego2global_translation"], i["ego2global_rotation"]) for i in scene]
     l2e = [make_pose(i["lidar2ego_translation"], i["lidar2ego_rotation"]) for i in scene]
     return e2g, l2e
+
+
+def test_origins_by_token_orders_each_scene_by_time():
+    """Records given shuffled and mixed across scenes get the origins of their own scene in time order."""
+    from pathlib import Path
+
+    from occ4d.data.index import FrameRecord
+
+    def rec(scene, k, x):
+        return FrameRecord(f"{scene}-{k}", scene, timestamp=k * 500_000, path=Path(f"/d/{scene}/{k}"),
+                           ego2global=make_pose([x, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]), lidar2ego=np.eye(4))
+
+    a = [rec("a", k, 5.0 * k) for k in range(6)]
+    b = [rec("b", k, -3.0 * k) for k in range(4)]
+    got = origins_by_token([a[3], b[2], a[0], a[5], b[0], a[1], b[3], a[2], b[1], a[4]])
+    assert sorted(got) == sorted(r.token for r in a + b)
+    for scene in (a, b):
+        e2g, l2e = [r.ego2global for r in scene], [r.lidar2ego for r in scene]
+        for i, r in enumerate(scene):
+            np.testing.assert_array_equal(got[r.token], ray_origins(i, e2g, l2e))
+    assert not np.array_equal(got["a-0"], got["a-3"])  # the frame index matters, so order is tested
 
 
 def test_ray_directions_match_protocol():

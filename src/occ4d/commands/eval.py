@@ -175,19 +175,6 @@ def eval_occ(args: EvalArgs) -> tuple[dict, list[list]]:
     return res, rows
 
 
-def _origins_by_token(records) -> dict:
-    from occ4d.data.index import group_by_scene
-    from occ4d.metrics import ray_origins
-
-    out = {}
-    for scene in group_by_scene(records).values():
-        e2g = [r.ego2global for r in scene]
-        l2e = [r.lidar2ego for r in scene]
-        for i, r in enumerate(scene):
-            out[r.token] = ray_origins(i, e2g, l2e, source=str(r.path))
-    return out
-
-
 def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
     import torch
 
@@ -208,7 +195,9 @@ def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
                                fp16=fp16)
     else:
         metric = RayIoU(vocab, grid, backend=args.backend)
-    origins = _origins_by_token(records)
+    from occ4d.metrics import origins_by_token
+
+    origins = origins_by_token(records)
     dev = torch.device(args.device)
     for r, labels, pflow in _pairs(args, records, grid.shape, vocab.free, with_flow=flow):
         gt = load_frame(r)

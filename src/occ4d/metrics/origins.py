@@ -102,3 +102,20 @@ def scene_origins(
 ) -> list[np.ndarray]:
     """Origins of every frame of one time-ordered scene: ``[ray_origins(r, ...) for r]``."""
     return [ray_origins(r, ego2global, lidar2ego, source=source) for r in range(len(ego2global))]
+
+
+def origins_by_token(records) -> dict[str, np.ndarray]:
+    """RayIoU origins of every frame record (``occ4d.data.index.FrameRecord``), by token.
+
+    Records are grouped by scene and put in time order first, since a frame's origins come from
+    the poses of its whole scene (the 8-origin rule).
+    """
+    from occ4d.data.index import group_by_scene
+
+    out = {}
+    for scene in group_by_scene(records).values():
+        e2g = [r.ego2global for r in scene]
+        l2e = [r.lidar2ego for r in scene]
+        for i, r in enumerate(scene):
+            out[r.token] = ray_origins(i, e2g, l2e, source=str(r.path))
+    return out

@@ -80,17 +80,9 @@ def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor,
 
 def _origins(data: CameraDataset) -> dict[str, np.ndarray]:
     """RayIoU origins of every keyframe, from the poses of its whole scene in time order."""
-    from occ4d.data.index import group_by_scene
-    from occ4d.metrics import ray_origins
+    from occ4d.metrics import origins_by_token
 
-    records = {id(r): r for frames in data.frames for r in frames}.values()
-    out = {}
-    for scene in group_by_scene(records).values():
-        e2g = [r.ego2global for r in scene]
-        l2e = [r.lidar2ego for r in scene]
-        for i, r in enumerate(scene):
-            out[r.token] = ray_origins(i, e2g, l2e, source=str(r.path))
-    return out
+    return origins_by_token({id(r): r for frames in data.frames for r in frames}.values())
 
 
 def perception_scores(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device,
