@@ -61,12 +61,13 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
         raise SystemExit(f"occ4d demo: --frames must be at least {past + future} (history + forecast)")
     out = Path(out)
     start = time.perf_counter()
+    stages = 6 if train else 4
     world = out / "world"
-    print(f"[1/{6 if train else 4}] synthesizing {scenes} scenes x {frames} keyframes into {world}")
+    print(f"[1/{stages}] synthesizing {scenes} scenes x {frames} keyframes into {world}")
     generate(world, scenes, frames, seed, workers=workers, val_fraction=1.0 / scenes)
     print(format_summary(summarize(load_index(world), source=str(world))))
 
-    print(f"[2/{6 if train else 4}] writing pictures")
+    print(f"[2/{stages}] writing pictures")
     val = load_index(world, split="val")
     scene, scene_records = next(iter(group_by_scene(val).items()))
     sem = np.stack([load_frame(r).semantics for r in scene_records])
@@ -78,7 +79,6 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
                                                        title=f"synthetic {scene}"), fps=2.0)
     print(f"wrote {min(pictures, len(sem))} PNG frames and a {n}-frame GIF of {scene} to {pics}")
 
-    stages = 6 if train else 4
     print(f"[3/{stages}] forecasting the validation windows with the baselines "
           "(OccWorld protocol, GT trajectory)")
     windows = ClipDataset(val, past=past, future=future, stride=1, with_masks=False)
@@ -97,10 +97,10 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
         runs = train_models(world, out / "runs", budget, threads=threads)
         print(f"[5/{stages}] forecasting with the trained diffusion forecaster and generating clips")
         run = runs["tiny-forecaster-warp"]
-        result = forecast_row(run, windows, past=past, future=future, steps=steps)
+        model, result = forecast_row(run, windows, past=past, future=future, steps=steps)
         print(format_table(result, f"diffusion forecaster (tiny-forecaster-warp at {budget:g} x budget): "
                                    f"{len(windows)} windows, GT trajectory, DDIM {steps} steps"))
-        forecasters["diffusion forecaster"] = load_forecaster(str(run))[0]
+        forecasters["diffusion forecaster"] = model
         gen = out / "generated"
         rows = generate_clips(runs["tiny-generator"], gen, frames=gen_frames, steps=steps, seed=seed)
         for r in rows:

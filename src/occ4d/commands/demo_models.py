@@ -63,15 +63,15 @@ def train_models(world: Path, runs: Path, budget: float, threads: int = 0) -> di
     return done
 
 
-def forecast_row(run: Path, windows, *, past: int, future: int, steps: int) -> dict:
-    """The OccWorld-protocol result of a trained forecaster on the validation windows."""
+def forecast_row(run: Path, windows, *, past: int, future: int, steps: int):
+    """(the loaded forecaster, its OccWorld-protocol result on the validation windows)."""
     from occ4d.commands.forecast import load_forecaster, run_forecast
 
     model, p, f, _ = load_forecaster(str(run), past=past, future=future)
     if (p, f) != (past, future):
         raise SystemExit(f"{run}: trained for {p} + {f} frames, the demo scores {past} + {future}")
     with torch.no_grad():
-        return run_forecast(model, windows, past=p, future=f, traj="gt", steps=steps, progress=True)
+        return model, run_forecast(model, windows, past=p, future=f, traj="gt", steps=steps, progress=True)
 
 
 def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int = 0) -> list[dict]:
