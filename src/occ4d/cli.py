@@ -32,15 +32,27 @@ def _load(spec: str):
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command. From the console (``argv`` None) bad input ends with one line naming the
+    file and the problem and exit status 1, not a traceback; called with ``argv`` (tests, scripts)
+    the ``DataError`` propagates to the caller."""
     import tyro
 
+    console = argv is None
     argv = sys.argv[1:] if argv is None else argv
     # Only the chosen command's module is imported; --help lists all of them.
     if argv and argv[0] in COMMANDS:
         funcs = {argv[0]: _load(COMMANDS[argv[0]])}
     else:
         funcs = {name: _load(spec) for name, spec in COMMANDS.items()}
-    tyro.extras.subcommand_cli_from_dict(funcs, args=argv, prog="occ4d")
+    try:
+        tyro.extras.subcommand_cli_from_dict(funcs, args=argv, prog="occ4d")
+    except Exception as e:
+        from occ4d.core.errors import DataError
+
+        if not (console and isinstance(e, DataError)):
+            raise
+        print(f"occ4d {argv[0]}: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
