@@ -78,7 +78,7 @@ def test_layout_infos_and_validation(world):
     assert frame.semantics.shape == (200, 200, 16)
 
 
-def test_class_frequencies_like_occ3d(world, occ3d_frame_paths):
+def test_class_frequencies_like_occ3d(world):
     root, summary = world
     counts = histogram(root / "gts")
     assert counts == summary["class_counts"]
@@ -86,10 +86,20 @@ def test_class_frequencies_like_occ3d(world, occ3d_frame_paths):
     assert 0.90 <= counts["free"] / total <= 0.95
     missing = [c.name for c in Occ3D if c != Occ3D.FREE and counts[OCC3D_VOCAB.names[c]] == 0]
     assert not missing, f"classes never seen in the world: {missing}"
+    assert 0.05 < summary["lidar_coverage"] < 0.4 and 0.05 < summary["camera_coverage"] < 0.4
+
+
+def test_histogram_beside_the_real_frames(world, occ3d_frame_paths):
+    root, summary = world
+    counts = summary["class_counts"]
     real = histogram(occ3d_frame_paths[0].parent.parent)
     table = format_histograms(counts, real)
     assert "real Occ3D %" in table and len(table.splitlines()) == 2 + OCC3D_VOCAB.num_classes
-    assert 0.05 < summary["lidar_coverage"] < 0.4 and 0.05 < summary["camera_coverage"] < 0.4
+    free_row = next(line for line in table.splitlines() if line.startswith("free"))
+    synth_pct, real_pct = map(float, free_row.split()[1:])
+    assert synth_pct == pytest.approx(100 * counts["free"] / sum(counts.values()), abs=1e-3)
+    assert real_pct == pytest.approx(100 * real["free"] / sum(real.values()), abs=1e-3)
+    assert 90 <= real_pct <= 95  # the range the synthetic world is held to
 
 
 def test_same_seed_same_bytes_for_any_worker_count(world, tmp_path):
