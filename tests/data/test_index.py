@@ -1,7 +1,8 @@
-"""The frame index over every info flavour, the folder-scan fallback, and bad info entries."""
+"""The frame index: every info flavour, Occ3D's annotations.json, the folder scan, bad entries."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -145,3 +146,49 @@ def test_duplicate_tokens_and_missing_source(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no gts"):
         load_index(tmp_path / "empty")
+
+
+def occ3d_annotations(infos: list[dict], train: list[str], val: list[str]) -> dict:
+    """An Occ3D ``annotations.json`` (PROTOCOLS §2.1) describing the frames of ``infos``."""
+    scene_infos: dict = {}
+    for x in infos:
+        scene = x["occ_gt_path"].split("/")[1]
+        scene_infos.setdefault(scene, {})[x["token"]] = {
+            "timestamp": x["timestamp"], "camera_sensor": {},
+            "ego_pose": {"translation": x["ego2global_translation"], "rotation": x["ego2global_rotation"]},
+            "gt_path": x["occ_gt_path"], "prev": "", "next": "",
+        }
+    # tokens listed newest first: the index orders frames by timestamp, not by file order
+    scene_infos = {s: dict(reversed(list(f.items()))) for s, f in scene_infos.items()}
+    return {"train_split": train, "val_split": val, "scene_infos": scene_infos}
+
+
+def test_occ3d_annotations_json_gives_real_poses(tmp_path, caplog):
+    infos = write_dataset(tmp_path, {"s1": 3, "s2": 2})
+    (tmp_path / "annotations.json").write_text(json.dumps(occ3d_annotations(infos, ["s2"], ["s1"])))
+    with caplog.at_level(logging.WARNING):
+        recs = load_index(tmp_path)
+    assert "no info file" not in caplog.text  # not the identity-pose folder scan
+    assert [(r.scene, r.token) for r in recs] == [(x["occ_gt_path"].split("/")[1], x["token"]) for x in infos]
+    by_token = {x["token"]: x for x in infos}
+    for i, r in enumerate(recs):
+        t = i if i < 3 else i - 3
+        np.testing.assert_allclose(r.ego2global, ego_pose(t, 0.0 if i < 3 else 1000.0), atol=1e-12)
+        assert r.timestamp == by_token[r.token]["timestamp"] and r.path.is_file()
+        assert r.extras["split"] == ("val" if r.scene == "s1" else "train") and "scanned" not in r.extras
+    assert load_frame(recs[4]).scene == "s2"
+    assert [r.token for r in load_index(tmp_path, split="train")] == ["s2-tok00", "s2-tok01"]
+    with pytest.raises(DataError, match="no list 'test_split'"):
+        load_index(tmp_path, split="test")
+
+    bad = occ3d_annotations(infos, ["s2"], ["s1"])
+    bad["scene_infos"]["s1"]["s1-tok01"]["ego_pose"]["translation"] = [float("nan"), 0.0, 0.0]
+    (tmp_path / "annotations.json").write_text(json.dumps(bad))
+    with pytest.raises(DataError, match="NaN") as err:
+        load_index(tmp_path)
+    assert "annotations.json" in str(err.value) and "s1-tok01" in str(err.value)
+    scan = scan_index(tmp_path, skip_bad=True)
+    assert len(scan.records) == 4 and len(scan.skipped) == 1
+    (tmp_path / "annotations.json").write_text('{"scene_infos": ')
+    with pytest.raises(DataError, match="truncated JSON"):
+        load_index(tmp_path)

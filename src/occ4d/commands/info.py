@@ -9,7 +9,7 @@ from tyro.conf import Positional
 
 def info(source: Positional[Path], split: str | None = None, skip_bad: bool = False,
          progress: bool = True) -> None:
-    """Summarise a dataset: a data root (info file or gts/ tree) or an info .pkl.
+    """Summarise a dataset: a data root (info file, Occ3D annotations.json or gts/ tree) or an info .pkl.
 
     Args:
         source: data root folder or info .pkl.

@@ -11,13 +11,15 @@ or an info ``.pkl`` and understands the info flavours of PROTOCOLS §2.2:
 - OpenOcc v2: no ``scene_token``; the scene is the path component after ``openocc_v2/``;
 - mmdet3d v1.1 (``data_list``, ``ego2global`` as a 4x4 matrix, timestamp in seconds).
 
+A data root without an info file is indexed from Occ3D's own ``annotations.json`` (real poses and
+timestamps, PROTOCOLS §2.1) when it has one, else by scanning ``gts/<scene>/<token>/labels.npz``.
+
 Records are sorted by (scene, timestamp), as the devkit sorts its infos by timestamp before
 pairing results with them (PROTOCOLS §2.2).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -29,6 +31,7 @@ import numpy as np
 from occ4d.core.errors import DataError
 from occ4d.core.frame import Frame
 from occ4d.core.pose import check_pose, make_pose
+from occ4d.io.annotations import ANNOTATIONS_NAME, annotation_infos, load_annotations, split_scenes
 from occ4d.io.formats import FORMATS, read_frame
 from occ4d.io.infos import load_pkl
 
@@ -179,11 +182,16 @@ def _entries(obj, pkl: Path) -> list[tuple[str | None, dict]]:
 
 
 def _from_pkl(pkl: Path, root: Path, skip_bad: bool, split_tag: str | None) -> IndexScan:
-    obj = load_pkl(pkl)
-    scan = IndexScan([], [], str(pkl))
-    for i, (scene_key, info) in enumerate(_entries(obj, pkl)):
+    return _from_entries(_entries(load_pkl(pkl), pkl), root, pkl, skip_bad, split_tag)
+
+
+def _from_entries(entries: list[tuple[str | None, dict]], root: Path, source: Path, skip_bad: bool,
+                  split_tag: str | None) -> IndexScan:
+    """Records of (scene key, info dict) pairs read from ``source``; bad ones raise or are skipped."""
+    scan = IndexScan([], [], str(source))
+    for i, (scene_key, info) in enumerate(entries):
         try:
-            rec = record_from_info(info, root, pkl, i, scene_key)
+            rec = record_from_info(info, root, source, i, scene_key)
         except DataError as e:
             if not skip_bad:
                 raise
@@ -305,7 +313,12 @@ def record_from_info(info: Mapping, root: Path, pkl: Path | str = "<info>", inde
 
 
 def _from_folder(root: Path, split: str | None, skip_bad: bool) -> IndexScan:
-    """Scan ``gts/<scene>/<token>/labels.npz`` when there is no info file (identity poses)."""
+    """Index a root without an info file: from ``annotations.json`` when it lists the frames
+    (``scene_infos``), else by scanning ``gts/<scene>/<token>/labels.npz`` (identity poses)."""
+    ann = root / ANNOTATIONS_NAME
+    data = load_annotations(ann) if ann.is_file() else {}
+    if "scene_infos" in data:
+        return _from_entries(annotation_infos(data, ann, split), root, ann, skip_bad, split_tag=None)
     base = root / "gts" if (root / "gts").is_dir() else root
     files = sorted(base.glob("*/*/labels.npz"))
     if files:
@@ -315,7 +328,7 @@ def _from_folder(root: Path, split: str | None, skip_bad: bool) -> IndexScan:
     if not pairs:
         raise DataError(root, "no info file (*_infos_temporal_*.pkl) "
                               "and no gts/<scene>/<token>/labels.npz found")
-    scenes = _split_scenes(root, split)
+    scenes = _split_scenes(root, split, data)
     if scenes is not None:
         pairs = [(s, f) for s, f in pairs if s in scenes]
     log.warning(
@@ -333,20 +346,15 @@ def _from_folder(root: Path, split: str | None, skip_bad: bool) -> IndexScan:
     return IndexScan(records, [], str(root))
 
 
-def _split_scenes(root: Path, split: str | None) -> set[str] | None:
+def _split_scenes(root: Path, split: str | None, annotations: dict) -> set[str] | None:
     """Scene names of ``split`` from the Occ3D ``annotations.json`` (PROTOCOLS §2.1), if there is one."""
-    ann = root / "annotations.json"
     if split is None:
         return None
-    if not ann.is_file():
+    if not annotations:
         log.warning("%s: no info file and no annotations.json, so split %r cannot be told apart; "
                     "using every frame", root, split)
         return None
-    try:
-        data = json.loads(ann.read_text())
-        return set(data[f"{split}_split"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(ann, f"cannot read '{split}_split' ({type(e).__name__}: {e})") from e
+    return split_scenes(annotations, split, root / ANNOTATIONS_NAME)
 
 
 def _sorted_unique(records: list[FrameRecord], source: str, skip_bad: bool,
