@@ -77,6 +77,34 @@ def test_render_clip_file_video(occ3d_frame_path, tmp_path):
     assert read_video(tmp_path / "c.mp4").shape[0] == 2
 
 
+def test_render_clip_folders(occ3d_frame_path, tmp_path):
+    """``occ4d forecast --save S`` writes S/pred and S/gt folders of same-named clip files."""
+    sem = load_labels(occ3d_frame_path).semantics
+    traj = np.array([[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    for name, shift in (("a", 0), ("b", 6)):
+        gt = np.stack([np.roll(sem, -shift - 3 * t, axis=0) for t in range(3)])
+        pred = gt.copy()
+        pred[2, 95:105, 95:105, 2:5] = 4  # only the last forecast frame of each clip is wrong
+        save_clip(tmp_path / "gt" / f"{name}.npz", gt, traj, current=1)
+        save_clip(tmp_path / "pred" / f"{name}.npz", pred, traj, current=1)
+    out = tmp_path / "cmp.html"
+    main(["render", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--scene", "b", "--out", str(out)])
+    data = json.loads(out.read_text().split('type="application/json">')[1].split("</script>")[0])
+    assert data["frames"] == 3 and data["current"] == 1 and data["error_of"] == ["gt", "pred"]
+    from occ4d.vis.viewer import decode_grid
+
+    shown_gt = decode_grid(data["sources"]["gt"]["frames"][0], sem.shape)
+    assert np.array_equal(shown_gt, np.roll(sem, -6, axis=0))  # clip "b", not the first one
+    main(["render", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "s.png"),
+          "--style", "topdown", "--scale", "1"])
+    strip = png(tmp_path / "s.png")
+    errors = strip[-200:]  # the error row: red only in the third frame
+    red = np.all(errors == (255, 48, 48), axis=-1)
+    assert not red[:, :404].any() and red[:, 408:].any()
+    with pytest.raises(SystemExit, match="clip 'c' not found; clips here: a, b"):
+        main(["render", str(tmp_path / "pred"), "--scene", "c", "--out", str(tmp_path / "x.png")])
+
+
 def test_render_errors(occ3d_frame_path, tmp_path):
     with pytest.raises(SystemExit, match="--out must end in"):
         main(["render", str(occ3d_frame_path), "--out", str(tmp_path / "x.bmp")])

@@ -28,8 +28,9 @@ def render(
 ) -> None:
     """Render occupancy: a frame to PNG, a clip to GIF/MP4, anything to an interactive HTML viewer.
 
-    INPUT is a labels.npz, a prediction .npz, a clip file (generated or forecast), a token folder,
-    a prediction folder, or an Occ3D folder or scene folder (one scene, in time order).
+    INPUT is a labels.npz, a prediction .npz, a clip file (generated or forecast), a folder of clip
+    files (``occ4d forecast --save`` or ``occ4d generate`` output), a token folder, a prediction
+    folder, or an Occ3D folder or scene folder (one scene, in time order).
 
     Args:
         input: what to render (see above).
@@ -39,8 +40,10 @@ def render(
         mask: "camera" dims or hides voxels outside the ground truth's camera mask.
         mask_mode: with --mask camera: dim the voxels outside, or hide them.
         gt: ground truth for INPUT (same kinds of input): shows GT | prediction | error with mIoU.
-        scene: the scene to read from a dataset folder (default: its first scene).
-        frame: for PNG, the frame to draw (default: a single frame, or a time strip of a clip).
+        scene: the scene of a dataset folder, or the clip (file stem) of a folder of clip files
+            (default: the first).
+        frame: for PNG, the frame to draw (default: a single frame, or a top-down time strip of a
+            clip).
         every: for time strips, draw every n-th frame.
         fps: frames per second of videos.
         size: width and height of 3D renders in pixels.

@@ -6,6 +6,8 @@ An input is any of
 - a clip file (``occ4d.io.clipfile``: generated or forecast clips with their trajectory),
 - a token folder holding ``labels.npz``,
 - a prediction folder (``<token>.npz`` files),
+- a folder of clip files (``occ4d forecast --save`` writes ``pred/`` and ``gt/``, ``occ4d generate``
+  writes ``clips/``): one clip is read, named by its file stem,
 - an Occ3D data folder (info file or ``gts/<scene>/<token>/labels.npz``) or one scene folder of it:
   one scene is read, in time order, with its ego trajectory from the poses.
 """
@@ -96,6 +98,19 @@ def _read_prediction(path: Path) -> np.ndarray:
     return check_labels(labels, OCC3D_VOCAB, OCC3D.shape, path, "prediction")
 
 
+def _clip_folder(path: Path, name: str | None) -> Sequence | None:
+    """The clip ``name`` (a file stem; default: the first) of a folder of clip files, else None."""
+    files = sorted(path.glob("*.npz"))
+    if not files or not _is_clip_file(files[0]):
+        return None
+    clips = {p.stem: p for p in files if _is_clip_file(p)}
+    name = name if name is not None else next(iter(clips))
+    if name not in clips:
+        raise DataError(path, f"clip {name!r} not found; clips here: {', '.join(list(clips)[:10])}"
+                              + (" ..." if len(clips) > 10 else ""))
+    return _from_clip_file(clips[name])
+
+
 def _prediction_folder(path: Path, order: list[str] | None) -> Sequence | None:
     from occ4d.commands.eval import index_predictions
 
@@ -132,8 +147,9 @@ def _dataset_scene(path: Path, scene: str | None) -> Sequence:
 def load_sequence(path: str | Path, scene: str | None = None, order: list[str] | None = None) -> Sequence:
     """Read any supported input (module docstring) as a Sequence.
 
-    ``scene`` picks the scene of a dataset folder (default: the first one); ``order`` lists the
-    tokens to read from a prediction folder, in that order (e.g. the ground truth's).
+    ``scene`` picks the scene of a dataset folder or the clip of a clip folder (default: the first
+    one); ``order`` lists the tokens to read from a prediction folder, in that order (e.g. the
+    ground truth's).
     """
     path = Path(path)
     if path.is_file():
@@ -142,6 +158,9 @@ def load_sequence(path: str | Path, scene: str | None = None, order: list[str] |
         raise DataError(path, "no such file or folder")
     if (path / "labels.npz").is_file():
         return _single_file(path / "labels.npz")
+    clip = _clip_folder(path, scene)
+    if clip is not None:
+        return clip
     preds = _prediction_folder(path, order)
     if preds is not None:
         return preds
