@@ -96,7 +96,69 @@ def test_bad_prediction_names_the_file(tmp_path, occ_root, capsys):
     with pytest.raises(SystemExit):
         evaluate("occ", tmp_path / "pred", root)
     out = capsys.readouterr().out.replace("\n", "")
-    assert tokens[1] in out and "class id 30" in out
+    # The prediction file at fault is named, with its ground truth.
+    assert f"pred/{tokens[1]}.npz" in out and "class id 30" in out and "labels.npz" in out
+    save_npz(tmp_path / "pred" / f"{tokens[1]}.npz", True, pred=preds[tokens[0]].astype(np.float32))
+    with pytest.raises(SystemExit):
+        evaluate("occ", tmp_path / "pred", root)
+    out = capsys.readouterr().out.replace("\n", "")
+    assert f"pred/{tokens[1]}.npz" in out and "integer label array, got dtype float32" in out
+
+
+def test_unknown_protocol_or_mask_is_refused(tmp_path, occ_root):
+    root, tokens, frames, preds = occ_root
+    _write_preds(tmp_path / "pred", preds)
+    for kind, protocol in (("occ", "strict"), ("ray", "tp@2m"), ("flow", "occworld"), ("forecast", "devkit")):
+        with pytest.raises(SystemExit, match=f"unknown --protocol {protocol!r}"):
+            evaluate(kind, tmp_path / "pred", root, protocol=protocol)
+    # RayIoU has no visibility mask: asking for one must not silently score without it.
+    with pytest.raises(SystemExit, match="--mask applies to occ only"):
+        evaluate("ray", tmp_path / "pred", root, mask="camera")
+    report = evaluate("occ", tmp_path / "pred", root, protocol="devkit", mask="lidar")
+    assert report["protocol"] == "occ3d-miou/mask=lidar"
+
+
+def test_occ_on_surroundocc_ground_truth(tmp_path, rng):
+    from occ4d.core.grid import SURROUNDOCC
+    from occ4d.core.frame import Frame
+    from occ4d.core.vocab import SURROUNDOCC_VOCAB
+    from occ4d.io.surroundocc import save_surroundocc
+    from occ4d.metrics import SurroundOccMetric
+
+    root, infos, m = tmp_path / "data", [], SurroundOccMetric()
+    for k in range(2):
+        sem = np.zeros(SURROUNDOCC.shape, np.uint8)
+        sem[rng.random(sem.shape) < 0.05] = 4
+        sem[:, :, 0], sem[0, 0, :] = 11, 255
+        tok = f"tok{k}"
+        save_surroundocc(root / f"samples/{tok}.npy", Frame(sem, SURROUNDOCC_VOCAB, SURROUNDOCC))
+        infos.append(devkit_info(tok, "sc", k, 1000 + k * 500_000, np.eye(4), f"samples/{tok}.npy",
+                                 occ_format="surroundocc", scene_name="sc"))
+        pred = np.roll(np.where(sem == 255, 0, sem), k + 1, axis=0)
+        save_npz(tmp_path / "pred" / f"{tok}.npz", True, pred)
+        m.update(pred, sem)
+    save_devkit_infos(root / "s_infos_temporal_val.pkl", infos, "v")
+    report = evaluate("occ", tmp_path / "pred", root)
+    expected = m.compute()
+    assert report["protocol"] == "surroundocc" and "no visibility mask" in report["notes"][0]
+    assert report["results"]["IoU"] == expected["IoU"] and 0 < expected["IoU"] < 1
+    with pytest.raises(SystemExit):
+        evaluate("occ", tmp_path / "pred", root, protocol="absent-gt-nan")
+
+
+def test_ray_notes_a_missing_lidar2ego(tmp_path, occ3d_frame_path):
+    sem = load_labels(occ3d_frame_path).semantics
+    infos = []
+    for k in range(2):
+        tok = f"tok{k}"
+        save_labels(tmp_path / "data" / "gts" / "sc" / tok / "labels.npz", load_labels(occ3d_frame_path))
+        infos.append(devkit_info(tok, "sc", k, 1000 + k * 500_000, make_pose([2.0 * k, 0, 0], [1, 0, 0, 0]),
+                                 f"gts/sc/{tok}/labels.npz"))
+        save_npz(tmp_path / "pred" / f"{tok}.npz", True, sem)
+    save_devkit_infos(tmp_path / "data" / "x_infos_temporal_val.pkl", infos, "v")
+    report = evaluate("ray", tmp_path / "pred", tmp_path / "data")
+    assert report["results"]["RayIoU"] == 1.0
+    assert any("2 frame(s) have an identity lidar2ego" in n for n in report["notes"])
 
 
 def test_ray_uses_scene_origins(tmp_path, occ_root):
@@ -146,6 +208,18 @@ def test_forecast_clips(tmp_path, occ3d_frame_path):
     assert report["protocol"] == "forecast/strict"
     for key in ("mIoU@1s", "mIoU@2s", "mIoU@3s", "IoU_avg", "mIoU_avg"):
         assert report["results"][key] == expected[key] and not math.isnan(expected[key])
+
+
+def test_forecast_errors_name_the_forecast_file(tmp_path, occ3d_frame_path, capsys):
+    sem = load_labels(occ3d_frame_path).semantics
+    gt = np.stack([np.roll(sem, t, axis=0) for t in range(7)])
+    traj = np.zeros((7, 3))
+    save_clip(tmp_path / "gt" / "a.npz", gt, traj, current=0)
+    save_clip(tmp_path / "pred" / "a.npz", gt, traj, current=0, hz=10.0)
+    with pytest.raises(SystemExit):
+        evaluate("forecast", tmp_path / "pred", tmp_path / "gt")
+    out = capsys.readouterr().out.replace("\n", "")
+    assert "pred/a.npz" in out and "10 Hz" in out and "gt/a.npz" in out
 
 
 def test_unreadable_prediction_names_the_file(tmp_path, occ_root, capsys):

@@ -28,6 +28,13 @@ from tyro.conf import Positional
 
 PRED_KEYS = ("pred", "arr_0", "semantics")
 MASKS = Literal["camera", "lidar", "none", "camera_lidar"]
+# --protocol names per kind; the first is the default. RayIoU has a single protocol (SparseOcc's).
+PROTOCOL_CHOICES: dict[str, tuple[str, ...]] = {
+    "occ": ("devkit", "absent-gt-nan"),
+    "ray": ("rayiou",),
+    "flow": ("tp@2m", "all-valid-rays", "all-valid-rays-fp16"),
+    "forecast": ("occworld", "strict"),
+}
 
 
 @dataclass
@@ -95,7 +102,10 @@ def _gt_records(args: EvalArgs):
 
 
 def _pairs(args: EvalArgs, records, shape, free: int, with_flow: bool = False):
-    """Yield (record, pred labels, pred flow) in record order; handle missing predictions."""
+    """Yield (record, pred labels, pred flow, source) in record order; handle missing predictions.
+
+    ``source`` names the prediction file and its ground truth, for the metrics' error messages.
+    """
     import numpy as np
 
     from occ4d.core.errors import DataError
@@ -114,10 +124,12 @@ def _pairs(args: EvalArgs, records, shape, free: int, with_flow: bool = False):
     for r in _progress(records, "evaluating"):
         if r.token in preds:
             labels, flow = read_prediction(preds[r.token], shape, with_flow)
+            source = f"{preds[r.token]} (prediction of {r.token}; ground truth {r.path})"
         else:
             labels = np.full(shape, free, dtype=np.uint8)
             flow = np.zeros((*shape, 2), np.float32) if with_flow else None
-        yield r, labels, flow
+            source = f"{r.path} (ground truth of {r.token}, no prediction: scored all-free)"
+        yield r, labels, flow, source
 
 
 def _tensor(a, dev):
@@ -143,6 +155,7 @@ def _progress(items, label: str):
 def eval_occ(args: EvalArgs) -> tuple[dict, list[list]]:
     import torch
 
+    from occ4d.core.errors import DataError
     from occ4d.data.index import load_frame
     from occ4d.metrics import Occ3DMIoU, OpenOccupancyMetric, SurroundOccMetric
 
@@ -152,16 +165,20 @@ def eval_occ(args: EvalArgs) -> tuple[dict, list[list]]:
     vocab, grid = first.vocab, first.grid
     if fmt in ("surroundocc", "openoccupancy"):
         metric = SurroundOccMetric(vocab, grid) if fmt == "surroundocc" else OpenOccupancyMetric(vocab, grid)
+        args.notes.append(f"{fmt} ground truth: scored with the {fmt} protocol (every voxel whose ground "
+                          "truth is not 255; no visibility mask)")
+        if args.protocol not in (None, "devkit"):
+            raise DataError(args.gt, f"--protocol {args.protocol} is an Occ3D devkit variant; "
+                                     f"{fmt} ground truth has its own protocol")
     else:
         mask = args.mask if fmt in ("occ3d", "waymo") else "none"
         if mask != args.mask:
             args.notes.append(f"{fmt} ground truth has no visibility masks: evaluated with mask=none")
         metric = Occ3DMIoU(mask, vocab, grid, absent_gt_nan=args.protocol == "absent-gt-nan")
     dev = torch.device(args.device)
-    for r, labels, _ in _pairs(args, records, grid.shape, vocab.free):
+    for r, labels, _, src in _pairs(args, records, grid.shape, vocab.free):
         gt = load_frame(r)
         pred = _tensor(labels, dev)
-        src = f"{r.token} (prediction for {r.path})"
         gsem = _tensor(gt.semantics, dev)
         if isinstance(metric, Occ3DMIoU):
             metric.update(pred, gsem, gt.mask_camera, gt.mask_lidar, source=src)
@@ -176,11 +193,12 @@ def eval_occ(args: EvalArgs) -> tuple[dict, list[list]]:
 
 
 def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
+    import numpy as np
     import torch
 
     from occ4d.core.errors import DataError
     from occ4d.data.index import load_frame
-    from occ4d.metrics import RayFlowMetric, RayIoU
+    from occ4d.metrics import RayFlowMetric, RayIoU, origins_by_token
 
     records = _gt_records(args)
     if any(r.extras.get("scanned") for r in records):
@@ -195,13 +213,16 @@ def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
                                fp16=fp16)
     else:
         metric = RayIoU(vocab, grid, backend=args.backend)
-    from occ4d.metrics import origins_by_token
-
+    no_lidar = sum(bool(np.array_equal(r.lidar2ego, np.eye(4))) for r in records)
+    if no_lidar:
+        # An info without lidar2ego reads as identity: origins then sit at the ego origin on the
+        # ground instead of the roof LiDAR (~1.84 m up), which changes every ray (PROTOCOLS §3.7a).
+        args.notes.append(f"{no_lidar} frame(s) have an identity lidar2ego (missing from the info?): "
+                          "their ray origins are the ego origin, not the LiDAR position")
     origins = origins_by_token(records)
     dev = torch.device(args.device)
-    for r, labels, pflow in _pairs(args, records, grid.shape, vocab.free, with_flow=flow):
+    for r, labels, pflow, src in _pairs(args, records, grid.shape, vocab.free, with_flow=flow):
         gt = load_frame(r)
-        src = f"{r.token} (prediction for {r.path})"
         pred = _tensor(labels, dev)
         gsem = _tensor(gt.semantics, dev)
         if flow:
@@ -265,10 +286,16 @@ def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
             if len(pred) != len(gt) or pred.current != gt.current:
                 raise DataError(preds[name], f"forecast has {len(pred)} frames (current {pred.current}); "
                                              f"ground truth {gts[name]} has {len(gt)} (current {gt.current})")
+            if (pred.vocab.name, pred.grid.name, pred.hz) != (gt.vocab.name, gt.grid.name, gt.hz):
+                raise DataError(preds[name], f"forecast is {pred.vocab.name} labels on the {pred.grid.name} "
+                                             f"grid at {pred.hz:g} Hz; ground truth {gts[name]} is "
+                                             f"{gt.vocab.name} on {gt.grid.name} at {gt.hz:g} Hz")
             pf = pred.semantics[pred.current + 1:]
+            src = f"{preds[name]} (forecast; ground truth {gts[name]})"
         else:
             pf = np.full_like(future, gt.vocab.free)
-        metric.update(torch.from_numpy(pf).to(dev), torch.from_numpy(future).to(dev), source=str(gts[name]))
+            src = f"{gts[name]} (ground truth, no forecast: scored all-free)"
+        metric.update(torch.from_numpy(pf).to(dev), torch.from_numpy(future).to(dev), source=src)
     res = metric.compute()
     rows = [[h, _fmt(res[f"mIoU@{h}"]), _fmt(res[f"IoU@{h}"])] for h in metric.report]
     rows.append(["avg", _fmt(res["mIoU_avg"]), _fmt(res["IoU_avg"])])
@@ -341,7 +368,7 @@ def evaluate(
     kind: Positional[EvalKind],
     pred: Path | None = None,
     gt: Path | None = None,
-    mask: MASKS = "camera",
+    mask: MASKS | None = None,
     protocol: str | None = None,
     json: Path | None = None,
     allow_missing: bool = False,
@@ -359,9 +386,11 @@ def evaluate(
             for forecast, a folder of forecast clip files.
         gt: ground truth: a data root with an info file, an info .pkl, or a folder of gts; for
             forecast, a folder of ground-truth clip files with the same names.
-        mask: occ only: camera (official), lidar, none, or camera_lidar (a paper variant).
-        protocol: occ: absent-gt-nan (SparseOcc's old variant); flow: tp@2m (default),
-            all-valid-rays, all-valid-rays-fp16; forecast: occworld (default) or strict.
+        mask: occ only: camera (official, the default), lidar, none, or camera_lidar (a paper
+            variant); the other kinds' protocols use no mask.
+        protocol: occ: devkit (default) or absent-gt-nan (SparseOcc's old variant); ray: rayiou;
+            flow: tp@2m (default), all-valid-rays, all-valid-rays-fp16; forecast: occworld
+            (default) or strict. An unknown name is an error.
         json: write every figure, with the protocol's name, to this file (atomic).
         allow_missing: score ground-truth tokens without a prediction as all-free (and say so).
         split: pick the info file / scenes of this split (e.g. val).
@@ -383,6 +412,17 @@ def evaluate(
         pred, gt = ckpt, data
     elif pred is None or gt is None:
         raise SystemExit(f"occ4d eval {kind} needs --pred and --gt")
+    if kind in PROTOCOL_CHOICES:
+        choices = PROTOCOL_CHOICES[kind]
+        if protocol is not None and protocol not in choices:
+            raise SystemExit(f"occ4d eval {kind}: unknown --protocol {protocol!r}; "
+                             f"choose one of {', '.join(choices)}")
+        protocol = protocol or choices[0]
+    if kind != "occ" and mask not in (None, "none"):
+        # Silently scoring without the mask asked for would report a different protocol.
+        raise SystemExit(f"occ4d eval {kind}: --mask applies to occ only; the {kind} protocol uses no "
+                         "visibility mask")
+    mask = mask or "camera"
     args = EvalArgs(pred=Path(pred), gt=Path(gt), mask=mask, protocol=protocol, allow_missing=allow_missing,
                     split=split, backend=backend, device=device, ckpt=ckpt)
     console = Console()
@@ -397,6 +437,9 @@ def evaluate(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    count = res.get("samples", res.get("windows"))
+    if count is not None:
+        console.print(f"scored {count} {'windows' if 'windows' in res else 'samples'}")
     for k, v in _summary(res):
         console.print(f"{k}: {v}")
     for note in args.notes:

@@ -47,7 +47,8 @@ def check_label_tensor(
     """
     t = to_tensor(x, device)
     if t.dtype == torch.bool or t.dtype not in _INT_DTYPES:
-        raise DataError(source, f"{name} must be an integer label array, got dtype {t.dtype}")
+        dtype = str(t.dtype).removeprefix("torch.")
+        raise DataError(source, f"{name} must be an integer label array, got dtype {dtype}")
     if shape is not None and tuple(t.shape[t.dim() - len(shape):]) != tuple(shape):
         want = ", ".join(map(str, shape))
         raise DataError(source, f"{name} must have shape (..., {want}), got {tuple(t.shape)}")
