@@ -52,6 +52,26 @@ def test_topdown_video_round_trip(clip, tmp_path, suffix):
         assert red[0] > 0 and red[-1] < red[0]  # the last frame has no future left, only its own dot
 
 
+def test_comparison_video_frames_draw_the_path(clip):
+    semantics, traj = clip
+    pred = semantics.copy()
+    pred[:, 150:160, 20:30, 2:5] = 4
+    frames = list(clip_frames(pred, trajectory=traj, current=1, scale=1, gt=semantics))
+    assert len(frames) == 5
+    w = 200  # each panel is one pixel per voxel column, panels 4 pixels apart
+
+    def future_rows(pic: np.ndarray, panel: int) -> np.ndarray:
+        return np.nonzero(np.all(pic[:, panel * (w + 4):panel * (w + 4) + w] == FUTURE_COLOUR, axis=-1))[0]
+
+    nose_only = future_rows(frames[-1], 0)  # the last frame has no future pose: the ego's nose alone
+    assert len(nose_only) > 0
+    for t, pic in enumerate(frames):
+        assert len(future_rows(pic, 1)) > 0 and len(future_rows(pic, 2)) == 0  # error panel: outcomes only
+        assert np.array_equal(future_rows(pic, 0), future_rows(pic, 1))  # the same path on both panels
+        if t <= 1:  # the last pose is >= 4.8 m ahead, the nose 2.5 m: the path reaches above the nose
+            assert future_rows(pic, 0).min() <= nose_only.min() - 3
+
+
 def test_3d_video_and_errors(clip, tmp_path):
     semantics, traj = clip
     out = tmp_path / "clip3d.mp4"

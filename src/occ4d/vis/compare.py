@@ -12,7 +12,7 @@ import numpy as np
 
 from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
-from occ4d.vis.layout import hstack, text_bar, titled, vstack
+from occ4d.vis.layout import draw_ego, draw_path, hstack, text_bar, titled, vstack
 from occ4d.vis.topdown import BACKGROUND, grid_to_image, topdown_rgb, upscale
 
 NONE, CORRECT, WRONG = 0, 1, 2
@@ -102,16 +102,24 @@ def caption(gt: np.ndarray, pred: np.ndarray, vocab: Vocabulary = OCC3D_VOCAB, g
 
 def compare_image(gt: np.ndarray, pred: np.ndarray, vocab: Vocabulary = OCC3D_VOCAB, grid: GridSpec = OCC3D,
                   mask: np.ndarray | None = None, mode: str = "topdown", view: str = "bev",
-                  scale: int = 3, renderer=None, title: str = "") -> np.ndarray:
+                  scale: int = 3, renderer=None, title: str = "", path_xy: np.ndarray | None = None,
+                  path_current: int = 0) -> np.ndarray:
     """Ground truth | prediction | error, side by side, with the frame's mIoU underneath.
 
-    ``mode="topdown"`` uses the numpy images (``scale`` x enlarged); ``"3d"`` uses a
-    :class:`~occ4d.vis.voxels.VoxelRenderer` (pass one to reuse it across frames).
+    ``mode="topdown"`` uses the numpy images (``scale`` x enlarged, ego car outlined); ``"3d"`` uses
+    a :class:`~occ4d.vis.voxels.VoxelRenderer` (pass one to reuse it across frames). ``path_xy``
+    (N, 2) metres in this frame's ego frame draws the ego path on the ground-truth and prediction
+    panels (poses up to ``path_current`` as the past); the error panel stays outcome colours only.
     """
     gt, pred, mask = _check_pair(gt, pred, mask)
     if mode == "topdown":
-        panels = [upscale(topdown_rgb(gt, vocab), scale), upscale(topdown_rgb(pred, vocab), scale),
-                  upscale(error_topdown(gt, pred, vocab, mask), scale)]
+        def scene(sem: np.ndarray) -> np.ndarray:
+            pic = draw_ego(upscale(topdown_rgb(sem, vocab), scale), grid, scale)
+            if path_xy is not None and len(path_xy) >= 2:
+                pic = draw_path(pic, path_xy, grid, scale, path_current, width=max(scale // 2, 1))
+            return pic
+
+        panels = [scene(gt), scene(pred), upscale(error_topdown(gt, pred, vocab, mask), scale)]
     elif mode == "3d":
         from occ4d.vis.voxels import VoxelRenderer
 
@@ -119,7 +127,7 @@ def compare_image(gt: np.ndarray, pred: np.ndarray, vocab: Vocabulary = OCC3D_VO
         r = VoxelRenderer(480, 400, grid, vocab) if own else renderer
         try:
             codes, palette = error_3d_inputs(gt, pred, vocab, mask)
-            panels = [r.render(gt, view=view), r.render(pred, view=view),
+            panels = [r.render(gt, view=view, path_xy=path_xy), r.render(pred, view=view, path_xy=path_xy),
                       r.render(codes, view=view, colours=palette)]
         finally:
             if own:

@@ -77,7 +77,8 @@ def clip_frames(semantics: np.ndarray, vocab: Vocabulary = OCC3D_VOCAB, grid: Gr
             if gt is not None:
                 from occ4d.vis.compare import compare_image
 
-                pic = compare_image(gt[t], sem[t], vocab, grid, masks[t], mode, view, scale, renderer)
+                pic = compare_image(gt[t], sem[t], vocab, grid, masks[t], mode, view, scale, renderer,
+                                    path_xy=paths[t], path_current=t)
             elif renderer is not None:
                 pic = renderer.render(sem[t], masks[t], mask_mode, view, azimuth, path_xy=paths[t])
             else:
