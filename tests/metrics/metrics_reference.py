@@ -31,11 +31,25 @@ def devkit_miou(samples, mask: str = "camera", n: int = 18):
         elif mask == "lidar":
             m = ml.astype(bool)
             pred, gt = pred[m], gt[m]
+        elif mask == "camera_lidar":  # the paper variant (GaussTR#15), not the devkit's
+            m = mc.astype(bool) & ml.astype(bool)
+            pred, gt = pred[m], gt[m]
         hist += devkit_hist(pred, gt, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         ious = np.diag(hist) / (hist.sum(1) + hist.sum(0) - np.diag(hist))
         miou = round(np.nanmean(ious[: n - 1]) * 100, 2)
     return ious, miou
+
+
+def occupied_iou(samples, mask: str = "camera", free: int = 17) -> float:
+    """OccStudio/ALOcc geometry IoU: binarize x != free, 2x2 confusion matrix, IoU of "occupied",
+    percent rounded to 2 decimals (PROTOCOLS §3.3). Same sample tuples as ``devkit_miou``."""
+    hist = np.zeros((2, 2))
+    for pred, gt, mc, ml in samples:
+        m = {"camera": mc, "lidar": ml, "none": np.ones_like(mc)}[mask].astype(bool)
+        g, p = (gt[m] != free).astype(int), (pred[m] != free).astype(int)
+        hist += np.bincount(2 * g + p, minlength=4).reshape(2, 2)
+    return round(hist[1, 1] / (hist[1].sum() + hist[:, 1].sum() - hist[1, 1]) * 100, 2)
 
 
 # ---------------------------------------------------------------- SparseOcc RayIoU
@@ -230,8 +244,10 @@ def mave_reference(pcd_pred_list, pcd_gt_list, variant: str, n_classes: int = 17
 # ---------------------------------------------------------------- OccWorld multi_step_MeanIou
 
 
-def occworld_miou(pred: np.ndarray, gt: np.ndarray, classes, free: int = 17):
-    """pred, gt: (B, T, X, Y, Z). Returns (mIoU per step, IoU per step), x100, OccWorld rules."""
+def occworld_miou(pred: np.ndarray, gt: np.ndarray, classes, free: int = 17, strict: bool = False):
+    """pred, gt: (B, T, X, Y, Z). Returns (mIoU per step, IoU per step), x100, OccWorld rules
+    (a class without GT scores 1, plain mean), or with ``strict`` the devkit's (0/0 is NaN,
+    NaN-mean)."""
     steps = pred.shape[1]
     mious, ious_occ = [], []
     for t in range(steps):
@@ -239,8 +255,11 @@ def occworld_miou(pred: np.ndarray, gt: np.ndarray, classes, free: int = 17):
         ious = []
         for c in classes:
             seen, pos, cor = (g == c).sum(), (o == c).sum(), ((g == c) & (o == c)).sum()
-            ious.append(1.0 if seen == 0 else cor / (seen + pos - cor))
-        mious.append(np.mean(ious) * 100)
+            if strict:
+                ious.append(np.nan if seen + pos == 0 else cor / (seen + pos - cor))
+            else:
+                ious.append(1.0 if seen == 0 else cor / (seen + pos - cor))
+        mious.append((np.nanmean(ious) if strict else np.mean(ious)) * 100)
         go, po = g != free, o != free
         seen, pos, cor = go.sum(), po.sum(), (go & po).sum()
         ious_occ.append((1.0 if seen == 0 else cor / (seen + pos - cor)) * 100)

@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from metrics_reference import assert_same, devkit_miou, openoccupancy_eval, surroundocc_eval
+from metrics_reference import (
+    assert_same,
+    devkit_miou,
+    occupied_iou,
+    openoccupancy_eval,
+    surroundocc_eval,
+)
 
 from occ4d.core import OCC3D, DataError, GridSpec, Occ3D
 from occ4d.io.occ3d import load_labels
@@ -105,13 +111,15 @@ def test_real_frames_match_devkit_transcription(occ3d_frame_paths, rng):
     preds = [_noisy(f.semantics, rng, 0.3) for f in frames]
     samples = [(p, f.semantics, f.mask_camera.astype(np.uint8), f.mask_lidar.astype(np.uint8))
                for p, f in zip(preds, frames, strict=True)]
-    for mask in ("camera", "lidar", "none"):
+    for mask in ("camera", "lidar", "none", "camera_lidar"):
         m = Occ3DMIoU(mask)
         for p, f in zip(preds, frames, strict=True):
             m.update(torch.from_numpy(p), f.semantics, f.mask_camera, f.mask_lidar)
         r = m.compute()
         ious, miou = devkit_miou(samples, mask)
         assert r["mIoU"] == miou
+        if mask != "camera_lidar":
+            assert r["IoU_geometry"] == occupied_iou(samples, mask)
         got = np.array(list(r["per_class_fraction"].values()))
         np.testing.assert_array_equal(got, ious[:FREE])  # bit-identical float64
         dyn = [2, 3, 4, 5, 6, 7, 9, 10]
