@@ -2,9 +2,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from metrics_reference import occworld_miou
 
 from occ4d.core import OCC3D, DataError, Occ3D
+from occ4d.io.occ3d import load_labels
 from occ4d.metrics import ForecastMetric
 
 FREE = int(Occ3D.FREE)
@@ -35,6 +37,23 @@ def test_occworld_protocol_matches_transcription(rng):
     assert r["windows"] == 2 and r["protocol"] == "forecast/occworld"
 
 
+def test_real_frames_match_transcription(occ3d_frame_paths, rng):
+    """Six future steps from the real Occ3D frames (a drifting, noisy copy as the forecast)."""
+    frames = [load_labels(p).semantics for p in occ3d_frame_paths]
+    gt = np.stack([np.roll(frames[t % 2], t, axis=0) for t in range(6)])[None]
+    pred = np.roll(gt, 1, axis=2)
+    noise = rng.random(pred.shape) < 0.05
+    pred[noise] = rng.integers(0, FREE + 1, int(noise.sum()))
+    for protocol in ("occworld", "strict"):
+        m = ForecastMetric(protocol)
+        m.update(torch.from_numpy(pred), torch.from_numpy(gt))
+        r = m.compute()
+        ref_miou, ref_iou = occworld_miou(pred, gt, range(FREE), strict=protocol == "strict")
+        np.testing.assert_allclose(r["mIoU_per_step"], ref_miou, rtol=1e-12)
+        np.testing.assert_allclose(r["IoU_per_step"], ref_iou, rtol=1e-12)
+        assert r["mIoU_avg"] == pytest.approx(np.mean(ref_miou[[1, 3, 5]]), rel=1e-12)
+
+
 def test_absent_classes_occworld_one_strict_nan(rng):
     gt = _window(rng, classes=(Occ3D.CAR,))
     pred = gt.copy()
@@ -57,3 +76,17 @@ def test_forecast_shape_errors():
         m.update(g, g, source="clipA")
     with pytest.raises(ValueError, match="horizon"):
         ForecastMetric(steps=2, report_seconds=(3.0,))
+
+
+@pytest.mark.gpu
+def test_cuda_accumulation_equals_cpu(rng):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    gt = _window(rng)
+    pred = gt.copy()
+    pred[rng.random(pred.shape) < 0.1] = Occ3D.CAR
+    a, b = ForecastMetric(), ForecastMetric()
+    a.update(pred, gt)
+    b.update(torch.from_numpy(pred).cuda(), torch.from_numpy(gt).cuda())
+    ra, rb = a.compute(), b.compute()
+    assert ra["mIoU_per_step"] == rb["mIoU_per_step"] and ra["IoU_per_step"] == rb["IoU_per_step"]

@@ -2,9 +2,11 @@
 
 Inputs are predicted and ground-truth future label grids ``(B, T, X, Y, Z)`` (or ``(T, X, Y, Z)``),
 T = future steps at the dataset rate (6 at 2 Hz for +0.5 .. +3.0 s). No visibility mask is used:
-every voxel counts. For each step and each class c of the 17 non-free classes the accumulator
+every voxel counts. For each step and each class c of the 17 non-free classes the protocol
 counts seen = #(gt = c), positive = #(pred = c) and correct = #(both), and the same for the
-binary "occupied" class (label != free).
+binary "occupied" class (label != free). All of them are sums over one confusion matrix per step
+(rows = ground truth), which is what the accumulator keeps: row sums, column sums, the diagonal,
+and the non-free block.
 
 Protocols (the result names the one used):
 
@@ -30,6 +32,7 @@ from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
 from occ4d.metrics.common import check_label_tensor, check_same_shape, nanmean, safe_ratio
 from occ4d.metrics.reduce import all_reduce_sum
+from occ4d.metrics.semantic import ConfusionMatrix
 
 FORECAST_PROTOCOLS = ("occworld", "strict")
 REPORT_SECONDS = (1.0, 2.0, 3.0)
@@ -64,8 +67,8 @@ class ForecastMetric:
         return f"forecast/{self.protocol_name}"
 
     def reset(self) -> None:
-        # (steps, classes + 1, 3): [seen, positive, correct]; the last class row is "occupied".
-        self.counts: torch.Tensor | None = None
+        # One int64 confusion matrix per future step (numba on CPU, bincount on accelerators).
+        self.cms = [ConfusionMatrix(self.vocab.num_classes) for _ in range(self.steps)]
         self.windows = 0
 
     def update(self, pred, gt, source: str | None = None) -> None:
@@ -80,22 +83,20 @@ class ForecastMetric:
             raise DataError(
                 source, f"forecast grids must be (B, {self.steps}, X, Y, Z), got {tuple(gt_t.shape)}"
             )
-        b = gt_t.shape[0]
-        g = gt_t.reshape(b, self.steps, -1).transpose(0, 1).reshape(self.steps, -1).to(torch.int64)
-        p = pred_t.reshape(b, self.steps, -1).transpose(0, 1).reshape(self.steps, -1).to(torch.int64)
-        free = self.vocab.free
-        rows = []
         for t in range(self.steps):
-            seen = torch.bincount(g[t], minlength=n)[:n]
-            positive = torch.bincount(p[t], minlength=n)[:n]
-            correct = torch.bincount(g[t][g[t] == p[t]], minlength=n)[:n]
-            go, po = g[t] != free, p[t] != free
-            occ = torch.stack([go.sum(), po.sum(), (go & po).sum()])
-            per_class = torch.stack([seen, positive, correct], dim=1)[self.classes]
-            rows.append(torch.cat([per_class, occ[None]], dim=0))
-        counts = torch.stack(rows)
-        self.counts = counts if self.counts is None else self.counts + counts
-        self.windows += b
+            self.cms[t].add(pred_t[:, t], gt_t[:, t])
+        self.windows += gt_t.shape[0]
+
+    def _counts(self, hist: np.ndarray) -> np.ndarray:
+        """(steps, classes + 1, 3) [seen, positive, correct] from (steps, n, n) confusion matrices;
+        the last class row is "occupied" (label != free on each side)."""
+        occ = np.array(self.classes)
+        seen, positive = hist.sum(axis=2), hist.sum(axis=1)
+        correct = np.diagonal(hist, axis1=1, axis2=2)
+        per_class = np.stack([seen[:, occ], positive[:, occ], correct[:, occ]], axis=2)
+        both = hist[:, occ][:, :, occ].sum(axis=(1, 2))
+        occupied = np.stack([seen[:, occ].sum(1), positive[:, occ].sum(1), both], axis=1)
+        return np.concatenate([per_class, occupied[:, None]], axis=1)
 
     def _iou(self, counts: np.ndarray) -> np.ndarray:
         seen, positive, correct = (counts[..., k].astype(np.float64) for k in range(3))
@@ -105,14 +106,13 @@ class ForecastMetric:
         return iou
 
     def compute(self) -> dict:
-        k = len(self.classes) + 1
-        dev = self.counts.device if self.counts is not None else torch.device("cpu")
-        counts = self.counts
-        if counts is None:
-            counts = torch.zeros(self.steps, k, 3, dtype=torch.int64, device=dev)
-        counts = all_reduce_sum(counts).cpu().numpy()
+        n = self.vocab.num_classes
+        dev = next((cm.hist.device for cm in self.cms if cm.hist is not None), torch.device("cpu"))
+        hist = torch.stack([cm.hist.to(dev) if cm.hist is not None
+                            else torch.zeros(n, n, dtype=torch.int64, device=dev) for cm in self.cms])
+        hist = all_reduce_sum(hist).cpu().numpy()
         windows = int(all_reduce_sum(torch.tensor([self.windows], device=dev)).item())
-        iou = self._iou(counts)  # (steps, classes + 1)
+        iou = self._iou(self._counts(hist))  # (steps, classes + 1)
         if self.protocol_name == "occworld":
             miou = iou[:, :-1].mean(axis=1) * 100
         else:
