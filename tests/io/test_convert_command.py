@@ -68,3 +68,38 @@ def test_bad_files_stop_or_are_skipped(tmp_path, capsys):
     assert "skipped 2 bad file(s)" in out and "converted 0 frame(s)" in out
     with pytest.raises(DataError, match="no such file"):
         main(["convert", str(tmp_path / "none"), "--to", "occ3d", "--out", str(tmp_path / "out")])
+
+
+def test_info_gives_each_frame_its_own_lidar2ego(tmp_path, capsys):
+    from occ4d.core import SURROUNDOCC_VOCAB, make_pose
+    from occ4d.core.grid import SURROUNDOCC
+    from occ4d.io.infos import devkit_info, save_pkl
+    from occ4d.io.resample import NUSCENES_LIDAR2EGO
+
+    occ = np.full(OCC3D.shape, Occ3D.FREE, np.uint8)
+    occ[149:152, 111:114, 3:6] = Occ3D.CAR  # ego x 19.6..20.8, y 4.4..5.6, z 0.2..1.4
+    own = make_pose((10.0, 0.5, 1.9), (np.cos(-0.3), 0.0, 0.0, np.sin(-0.3)))  # not the default
+    infos = []
+    for i, tok in enumerate(("tokA", "tokB")):
+        rel = f"gts/scene-1/{tok}/labels.npz"
+        save_labels(tmp_path / "data" / rel, Frame(occ))
+        info = devkit_info(tok, "sc1", i, 10**15 + i * 500_000, np.eye(4), rel, lidar2ego=own)
+        if tok == "tokB":  # an info without calibration: lidar2ego reads as identity
+            for key in ("lidar2ego_translation", "lidar2ego_rotation"):
+                del info[key]
+        infos.append(info)
+    save_pkl(tmp_path / "data" / "x_infos_temporal_val.pkl", {"infos": infos, "metadata": {"version": "v"}})
+    main(["convert", str(tmp_path / "data" / "gts"), "--to", "surroundocc", "--out", str(tmp_path / "so"),
+          "--info", str(tmp_path / "data" / "x_infos_temporal_val.pkl")])
+    out = capsys.readouterr().out
+    assert "1 frame(s) with their own from" in out and "the others the default nuScenes" in out
+    for tok, l2e in (("tokA", own), ("tokB", NUSCENES_LIDAR2EGO)):
+        f = read_frame(tmp_path / "so" / "scene-1" / tok / "labels.npy", "surroundocc")
+        assert f.vocab == SURROUNDOCC_VOCAB
+        cells = np.argwhere(f.semantics == SurroundOcc.CAR)
+        assert len(cells)
+        # every car voxel of the LiDAR grid, taken back to the ego frame through the lidar2ego used,
+        # lies inside the Occ3D car block
+        ego = SURROUNDOCC.voxel_centres(cells) @ l2e[:3, :3].T + l2e[:3, 3]
+        assert np.all((ego[:, 0] >= 19.6) & (ego[:, 0] < 20.8) & (ego[:, 1] >= 4.4) & (ego[:, 1] < 5.6)
+                      & (ego[:, 2] >= 0.2) & (ego[:, 2] < 1.4))
