@@ -13,5 +13,6 @@ def test_same_figures_for_1_2_3_processes(tmp_path):
         multi = pickle.loads((tmp_path / f"result{world}.pkl").read_bytes())
         assert multi["occ"]["samples"] == single["occ"]["samples"] == 5
         assert multi["forecast"]["windows"] == 5 and multi["generation"]["real_samples"] == 20
+        assert multi["surroundocc"]["samples"] == multi["openoccupancy"]["samples"] == 5
         assert not math.isnan(multi["flow-tp@2m"]["mAVE"])
         assert_same(multi, single)
