@@ -5,8 +5,10 @@
 A "frame" is one ground-truth/prediction pair. For mIoU it is one ``update()`` with the camera
 mask (640,000 voxels, on tensors already in memory: file reading is not timed). For RayIoU it is
 the full per-sample work of the protocol: 8 origins x 14,040 rays cast through the ground truth
-and through the prediction, plus scoring. Data: the real Occ3D frames in ../shared/data when
-present (perturbed copies as predictions), otherwise a synthetic street.
+and through the prediction, plus scoring. For the forecasting metric a "window" is one
+``update()`` of the OccWorld protocol's 6 future steps (6 x 640,000 voxels). Data: the real
+Occ3D frames in ../shared/data when present (perturbed copies as predictions), otherwise a
+synthetic street.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from occ4d.core import OCC3D, Occ3D
-from occ4d.metrics import Occ3DMIoU, RayIoU
+from occ4d.metrics import ForecastMetric, Occ3DMIoU, RayIoU
 
 FREE = int(Occ3D.FREE)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "occ3d-nuscenes"
@@ -66,6 +68,20 @@ def bench_miou(data, device: str, n: int, rng) -> float:
     return n / (time.perf_counter() - t)
 
 
+def bench_forecast(data, device: str, n: int, rng) -> float:
+    gt = np.stack([np.roll(data[t % len(data)][0], t, axis=0) for t in range(6)])
+    pred, gt = torch.from_numpy(perturb(gt, rng)).to(device), torch.from_numpy(gt).to(device)
+    m = ForecastMetric("occworld")
+    m.update(pred, gt)  # warm-up
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(n):
+        m.update(pred, gt)
+    m.compute()
+    _sync(device)
+    return n / (time.perf_counter() - t)
+
+
 def bench_ray(data, device: str, backend: str, n: int, rng) -> float:
     pairs = [(torch.from_numpy(perturb(s, rng)).to(device), torch.from_numpy(s).to(device)) for s, _ in data]
     m = RayIoU(backend=backend)
@@ -89,6 +105,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--frames", type=int, default=200, help="mIoU updates to time")
     ap.add_argument("--ray-frames", type=int, default=5, help="RayIoU samples to time per backend")
+    ap.add_argument("--windows", type=int, default=50, help="forecast-metric windows to time")
     ap.add_argument("--skip-torch-cpu", action="store_true", help="skip the (slow) torch RayIoU path on CPU")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
@@ -98,6 +115,8 @@ def main() -> None:
     data, what = frames(rng)
     rows = [("Occ3D mIoU (camera mask)", f"{bench_miou(data, args.device, args.frames, rng):.0f} frames/s",
              ">= 500 frames/s")]
+    rows.append(("OccWorld forecast metric (6 steps)",
+                 f"{bench_forecast(data, args.device, args.windows, rng):.0f} windows/s", ""))
     cpu = args.device == "cpu"
     if cpu:
         sec = bench_ray(data, "cpu", "numba", args.ray_frames, rng)
