@@ -77,6 +77,9 @@ def test_error_panel_shows_exactly_the_changed_voxels(frame, rng):
     expected = {(int(a), int(b)) for a, b in zip(*np.nonzero(changed.any(axis=2)), strict=True)}
     assert shown == expected
     assert np.array_equal(error_grid(gt, pred) == WRONG, changed)
+    codes, _ = error_3d_inputs(gt, pred)  # what the 3D error panel draws: wrong exactly where changed
+    assert np.array_equal(codes == 1, changed)
+    assert np.array_equal(codes == 0, (gt == pred) & (gt != FREE))
     # Inside the camera mask only the changes there count.
     inside = changed & frame.mask_camera
     assert np.array_equal(error_grid(gt, pred, mask=frame.mask_camera) == WRONG, inside)
@@ -102,10 +105,21 @@ def test_side_by_side_and_time_strip(frame):
 
 
 def test_3d_error_panel(frame):
+    from occ4d.vis.voxels import VoxelRenderer
+
     gt = frame.semantics
     pred = gt.copy()
     pred[100:110, 100:110, 5:8] = Occ3D.TRUCK
-    img = compare_image(gt, pred, mode="3d", view="bev")
+    with VoxelRenderer(240, 200) as r:
+        img = compare_image(gt, pred, mode="3d", view="bev", renderer=r)
+        same = compare_image(gt, gt.copy(), mode="3d", view="bev", renderer=r)
     w = (img.shape[1] - 8) // 3
-    assert red_pixels(img[:, 2 * (w + 4):]).sum() > 50
+    error_panel = img[:, 2 * (w + 4):]
+    assert red_pixels(error_panel).sum() > 20
     assert red_pixels(img[:, :w]).sum() == 0
+    # Seen from above, the changed block is the only red: it lies around the picture's centre.
+    rows, cols = np.nonzero(red_pixels(error_panel))
+    assert abs(cols.mean() - w / 2) < 0.1 * w and abs(rows.mean() - (error_panel.shape[0] / 2)) < 0.2 * w
+    # A prediction equal to the ground truth: no red at all, and the panel is not empty.
+    assert red_pixels(same).sum() == 0
+    assert np.all(same[:, 2 * (w + 4):] == ERROR_COLOURS[CORRECT], axis=-1).sum() > 0.05 * w * w
