@@ -114,6 +114,8 @@ def test_unknown_protocol_or_mask_is_refused(tmp_path, occ_root):
     # RayIoU has no visibility mask: asking for one must not silently score without it.
     with pytest.raises(SystemExit, match="--mask applies to occ only"):
         evaluate("ray", tmp_path / "pred", root, mask="camera")
+    with pytest.raises(SystemExit, match="not a torch device"):
+        evaluate("occ", tmp_path / "pred", root, device="gpu0")
     report = evaluate("occ", tmp_path / "pred", root, protocol="devkit", mask="lidar")
     assert report["protocol"] == "occ3d-miou/mask=lidar"
 

@@ -132,6 +132,20 @@ def _pairs(args: EvalArgs, records, shape, free: int, with_flow: bool = False):
         yield r, labels, flow, source
 
 
+def _check_device(device: str) -> None:
+    """Refuse a device torch cannot use with a one-line message instead of a traceback."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise SystemExit(f"occ4d eval: --device {device!r} is not a torch device (cpu, cuda, cuda:1)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"occ4d eval: --device {device}: no CUDA device is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SystemExit(f"occ4d eval: --device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+
+
 def _tensor(a, dev):
     import numpy as np
     import torch
@@ -423,6 +437,7 @@ def evaluate(
         raise SystemExit(f"occ4d eval {kind}: --mask applies to occ only; the {kind} protocol uses no "
                          "visibility mask")
     mask = mask or "camera"
+    _check_device(device)
     args = EvalArgs(pred=Path(pred), gt=Path(gt), mask=mask, protocol=protocol, allow_missing=allow_missing,
                     split=split, backend=backend, device=device, ckpt=ckpt)
     console = Console()
