@@ -9,7 +9,8 @@ conditioned on is stated with the table, because published numbers differ on it 
 - ``pred``: the poses a planner run (``--planner RUN``) predicts from the history frames.
 
 ``--ckpt`` is a world-model run (forecaster or autoregressive), or a baseline by name:
-``copy-last`` or ``ego-warp``. Sampling uses a generator seeded with ``seed + window index``,
+``copy-last``, ``ego-warp`` or ``motion-warp`` (ego-warp plus constant-velocity tracked objects,
+:mod:`occ4d.models.world.motion`). Sampling uses a generator seeded with ``seed + window index``,
 so the same command gives the same numbers.
 """
 
@@ -18,13 +19,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-BASELINES = ("copy-last", "ego-warp")
+BASELINES = ("copy-last", "ego-warp", "motion-warp")
 
 
 def load_forecaster(ckpt: str, *, past: int = 4, future: int = 6, device: str = "cpu"):
     """(model with ``forecast(past_occ, traj, ...)``, past, future, name) for a run or a baseline name."""
-    from occ4d.models.world import CopyLast, EgoWarp
+    from occ4d.models.world import CopyLast, EgoWarp, MotionWarp
 
+    if ckpt == "motion-warp":
+        return MotionWarp(past=past, future=future), past, future, ckpt
     if ckpt == "copy-last":
         return CopyLast(past=past, future=future), past, future, ckpt
     if ckpt == "ego-warp":
@@ -141,7 +144,8 @@ def forecast(
     """Score a forecaster with the OccWorld protocol (1 s / 2 s / 3 s / avg, mIoU and IoU).
 
     Args:
-        ckpt: a forecaster or autoregressive world-model run, or ``copy-last`` / ``ego-warp``.
+        ckpt: a forecaster or autoregressive world-model run, or ``copy-last`` / ``ego-warp`` /
+            ``motion-warp``.
         data: dataset folder (or info file) with the split to score.
         traj: condition on the ground-truth future trajectory (gt) or the planner's (pred).
         planner: planner run for ``--traj pred``.

@@ -4,7 +4,8 @@
 - :class:`OccForecaster`: latent diffusion from past frames and the ego trajectory (DOME/E2EOcc),
   optionally with :class:`WarpRefiner`, a full-resolution ego-warp skip that corrects ego-warp.
 - :class:`OccAutoregressive`: OccWorld-style token transformer with ego-pose tokens.
-- :class:`CopyLast`, :class:`EgoWarp`: baselines; :class:`Planner`: future ego trajectory.
+- :class:`CopyLast`, :class:`EgoWarp`, :class:`MotionWarp`: baselines (motion-warp also serves as
+  the refiner's prior); :class:`Planner`: future ego trajectory.
 Every forecaster answers ``forecast(past_occ, traj) -> (B, future, X, Y, Z)``.
 """
 
@@ -14,6 +15,7 @@ from occ4d.models.world.dit import DiTConfig, OccDiT
 from occ4d.models.world.forecaster import ForecasterConfig, OccForecaster
 from occ4d.models.world.generator import GeneratorConfig, OccGenerator
 from occ4d.models.world.latents import LatentCodec
+from occ4d.models.world.motion import MotionConfig, MotionWarp, motion_warp
 from occ4d.models.world.planner import Planner, PlannerConfig
 from occ4d.models.world.refiner import RefinerConfig, WarpRefiner, warp_history
 
@@ -30,6 +32,9 @@ __all__ = [
     "GeneratorConfig",
     "OccGenerator",
     "LatentCodec",
+    "MotionConfig",
+    "MotionWarp",
+    "motion_warp",
     "Planner",
     "PlannerConfig",
     "RefinerConfig",

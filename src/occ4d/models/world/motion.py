@@ -1,0 +1,235 @@
+"""Motion-warp: ego-warp plus constant-velocity moving objects, a forecasting baseline and prior.
+
+Ego-warp (:mod:`occ4d.models.world.baselines`) leaves every moving object where it was at the
+current frame. Motion-warp tracks the objects of the dynamic classes (mIoU_D's, PROTOCOLS §3.3)
+through the history and moves them on at their estimated velocity:
+
+1. **History in the current frame.** Every past frame is warped into the current ego frame
+   (pose ``inv(traj_p) o traj_current``) with the mask of columns its grid covers.
+2. **Objects.** In each frame, the columns holding a dynamic class are split into 8-connected
+   components, one class at a time (so a trailer and its tractor stay apart). A component that
+   touches the grid border or the part of the grid a past frame did not cover is *truncated*:
+   its centroid moves with the cut, not with the object, so it is never used to estimate motion.
+3. **Tracks.** The current frame's components are matched to the previous frame's by class,
+   size (within x2.5) and centroid distance (at most ``gate`` m per frame; Hungarian assignment),
+   then further back from each track's predicted position with a tight gate. The velocity is the
+   least-squares slope of the centroids over the track (in voxels per frame, current ego frame).
+4. **Forecast.** Objects slower than ``min_speed`` m per frame stay (parked cars must not jitter);
+   the others' dynamic voxels are lifted out of the current frame (left free: the ground under a
+   car is its own voxel) and pasted back shifted by ``velocity * (k + 1)`` for future frame k,
+   whole columns at a time; the result is warped to frame k's ego pose as ego-warp does.
+
+Heading changes are not modelled (translation only), and untracked objects (new, truncated or
+unmatched) stand still, so motion-warp equals ego-warp on a scene without tracked motion.
+Tracking runs in numpy/scipy on the CPU (connected components have no good torch equivalent);
+tensors on another device are moved there and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB, Vocabulary
+from occ4d.models.world.baselines import warp_grid
+from occ4d.models.world.embed import rebase_traj
+
+_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity in the ground plane
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Tracking thresholds, in metres per frame (2 Hz on Occ3D: 8 m/frame = 16 m/s = 58 km/h)."""
+
+    gate: float = 8.0  # largest centroid move between the current and the previous frame
+    track_gate: float = 1.6  # largest miss of a track's predicted position further back
+    min_speed: float = 0.25  # slower objects stand still (0.5 m/s at 2 Hz)
+    dynamic: tuple[int, ...] = tuple(sorted(int(c) for c in OCC3D_DYNAMIC))
+
+    def __post_init__(self) -> None:
+        if self.gate <= 0 or self.track_gate <= 0 or self.min_speed < 0:
+            raise ValueError(
+                f"gate and track_gate must be positive and min_speed non-negative, got "
+                f"{self.gate}, {self.track_gate}, {self.min_speed}"
+            )
+
+
+@dataclass
+class _Object:
+    cls: int
+    cols: np.ndarray  # (N, 2) x, y column indices
+    centroid: np.ndarray  # (2,) in voxels
+    truncated: bool
+
+
+def _objects(labels: np.ndarray, covered: np.ndarray | None, dynamic: np.ndarray) -> list[_Object]:
+    """Connected components of each dynamic class in a (X, Y, Z) label grid."""
+    edge = np.zeros(labels.shape[:2], dtype=bool)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    if covered is not None:
+        edge |= ndimage.binary_dilation(~covered, _EIGHT)
+    out = []
+    present = np.isin(np.arange(256), np.unique(labels))
+    for c in dynamic[present[dynamic]]:
+        mask = (labels == c).any(-1)
+        comp, n = ndimage.label(mask, _EIGHT)
+        if n == 0:
+            continue
+        ids = np.arange(1, n + 1)
+        cents = np.asarray(ndimage.center_of_mass(mask, comp, ids), dtype=np.float64).reshape(n, 2)
+        touch = np.asarray(ndimage.maximum(edge, comp, ids)).reshape(n).astype(bool)
+        order = np.argsort(comp.ravel(), kind="stable")
+        flat = comp.ravel()[order]
+        starts = np.searchsorted(flat, ids)
+        ends = np.searchsorted(flat, ids, side="right")
+        xy = np.stack(np.unravel_index(order, comp.shape), axis=1)
+        for j in range(n):
+            out.append(_Object(int(c), xy[starts[j] : ends[j]], cents[j], bool(touch[j])))
+    return out
+
+
+def _match(cur: list[_Object], expect: np.ndarray, prev: list[_Object], gate: float) -> np.ndarray:
+    """Index into ``prev`` for each of ``cur`` (-1: none); ``expect`` (N, 2) where each should be."""
+    out = np.full(len(cur), -1)
+    if not cur or not prev:
+        return out
+    big = 1e9
+    cost = np.full((len(cur), len(prev)), big)
+    for i, a in enumerate(cur):
+        for j, b in enumerate(prev):
+            if a.cls != b.cls or b.truncated:
+                continue
+            ratio = len(a.cols) / len(b.cols)
+            d = float(np.hypot(*(expect[i] - b.centroid)))
+            if 0.4 <= ratio <= 2.5 and d <= gate:
+                cost[i, j] = d
+    rows, cols = linear_sum_assignment(cost)
+    keep = cost[rows, cols] < big
+    out[rows[keep]] = cols[keep]
+    return out
+
+
+def track_velocities(
+    past: np.ndarray, traj: np.ndarray, *, grid: GridSpec = OCC3D, config: MotionConfig = MotionConfig()
+) -> tuple[list[_Object], np.ndarray]:
+    """The current frame's dynamic objects and their velocities.
+
+    Args:
+        past: (P, X, Y, Z) labels, the current frame last.
+        traj: (>= P, 3) x, y, yaw of each frame relative to the current one (row P - 1 = origin).
+
+    Returns:
+        the objects of the current frame and (N, 2) velocities in voxels per frame along x and y of
+        the current ego frame (zero where untracked).
+    """
+    p = past.shape[0]
+    dyn = np.asarray(config.dynamic, dtype=np.int64)
+    frames: list[tuple[np.ndarray, np.ndarray | None]] = []
+    t = torch.as_tensor(traj[None], dtype=torch.float64)
+    ones = torch.ones(1, *past.shape[1:3], 1, dtype=torch.uint8)
+    for src in range(p - 1):
+        pose = rebase_traj(t, src)[:, p - 1]  # the current frame's pose in frame src
+        lab = warp_grid(torch.from_numpy(past[src])[None], pose, grid=grid, fill=OCC3D_VOCAB.free)[0]
+        cov = warp_grid(ones, pose, grid=grid, fill=0)[0, ..., 0]
+        frames.append((lab.numpy(), cov.numpy().astype(bool)))
+    cur = _objects(past[-1], None, dyn)
+    vel = np.zeros((len(cur), 2))
+    if not cur or p < 2:
+        return cur, vel
+    voxel = float(grid.voxel_size[0])
+    tracks = {i: [cur[i].centroid] for i in range(len(cur)) if not cur[i].truncated}
+    step = {i: np.zeros(2) for i in tracks}
+    for back, (lab, cov) in enumerate(reversed(frames)):
+        live = list(tracks) if back == 0 else [i for i in tracks if len(tracks[i]) == back + 1]
+        if not live:
+            break
+        prev = _objects(lab, cov, dyn)
+        expect = np.stack([tracks[i][-1] - step[i] for i in live])
+        gate = (config.gate if back == 0 else config.track_gate) / voxel
+        hit = _match([cur[i] for i in live], expect, prev, gate)
+        for i, j in zip(live, hit, strict=True):
+            if j >= 0:
+                step[i] = tracks[i][-1] - prev[j].centroid
+                tracks[i].append(prev[j].centroid)
+    for i, cents in tracks.items():
+        if len(cents) < 2:
+            continue
+        c = np.stack(cents[::-1])  # oldest first
+        v = np.polyfit(np.arange(len(c)), c, 1)[0] if len(c) > 2 else c[1] - c[0]
+        if np.hypot(*v) * voxel >= config.min_speed:
+            vel[i] = v
+    return cur, vel
+
+
+def motion_warp(
+    past: np.ndarray,
+    traj: np.ndarray,
+    steps: np.ndarray,
+    *,
+    grid: GridSpec = OCC3D,
+    free: int = OCC3D_VOCAB.free,
+    config: MotionConfig = MotionConfig(),
+) -> np.ndarray:
+    """One window: past (P, X, Y, Z) labels, traj (P + F, 3), steps (K,) future indices -> (K, X, Y, Z)."""
+    p = past.shape[0]
+    objs, vel = track_velocities(past, traj, grid=grid, config=config)
+    base = past[-1].copy()
+    moving = [i for i in range(len(objs)) if vel[i].any()]
+    parts = []
+    for i in moving:
+        x, y = objs[i].cols[:, 0], objs[i].cols[:, 1]
+        column = base[x, y]  # (N, Z)
+        own = column == objs[i].cls
+        parts.append((x, y, np.nonzero(own), column[own], vel[i]))
+        base[x, y] = np.where(own, free, column)
+    nx, ny, _ = base.shape
+    out = np.empty((len(steps), *base.shape), dtype=past.dtype)
+    poses = torch.as_tensor(traj[p + np.asarray(steps)], dtype=torch.float64)
+    for n, k in enumerate(steps):
+        grid_k = base.copy()
+        for x, y, (ri, zi), lab, v in parts:
+            dx, dy = np.rint(v * (k + 1)).astype(np.int64)
+            tx, ty = x[ri] + dx, y[ri] + dy
+            ok = (tx >= 0) & (tx < nx) & (ty >= 0) & (ty < ny)
+            grid_k[tx[ok], ty[ok], zi[ok]] = lab[ok]
+        out[n] = warp_grid(torch.from_numpy(grid_k)[None], poses[n : n + 1], grid=grid, fill=free)[0].numpy()
+    return out
+
+
+class MotionWarp(nn.Module):
+    """Ego-warp with constant-velocity moving objects (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        past: int = 4,
+        future: int = 6,
+        grid: GridSpec = OCC3D,
+        vocab: Vocabulary = OCC3D_VOCAB,
+        config: MotionConfig = MotionConfig(),
+    ):
+        super().__init__()
+        self.past, self.future, self.grid, self.free, self.config = past, future, grid, vocab.free, config
+
+    def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, steps=None, **_) -> torch.Tensor:
+        """past_occ (B, past, X, Y, Z); traj (B, past + future, 3) -> (B, K, X, Y, Z) (K = future
+        unless ``steps`` picks future indices)."""
+        if traj.shape[1] != self.past + self.future or past_occ.shape[1] != self.past:
+            raise ValueError(
+                f"need {self.past} past frames and {self.past + self.future} trajectory rows, "
+                f"got {past_occ.shape[1]} and {traj.shape[1]}"
+            )
+        steps = np.arange(self.future) if steps is None else torch.as_tensor(steps).cpu().numpy()
+        occ = past_occ.detach().cpu().numpy()
+        tr = traj.detach().cpu().double().numpy()
+        out = [
+            motion_warp(occ[b], tr[b], steps, grid=self.grid, free=self.free, config=self.config)
+            for b in range(occ.shape[0])
+        ]
+        return torch.from_numpy(np.stack(out)).to(past_occ.device)

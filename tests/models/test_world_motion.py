@@ -1,0 +1,131 @@
+"""Motion-warp: tracked objects move on at their velocity, everything else is ego-warp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from occ4d.core.grid import GridSpec
+from occ4d.core.vocab import Occ3D
+from occ4d.models.world import EgoWarp, MotionConfig, MotionWarp, RefinerConfig, WarpRefiner, motion_warp
+
+FREE, CAR, PED = int(Occ3D.FREE), int(Occ3D.CAR), int(Occ3D.PEDESTRIAN)
+ROAD, BUILDING = int(Occ3D.DRIVEABLE_SURFACE), int(Occ3D.MANMADE)
+SHAPE = (60, 40, 4)
+GRID = GridSpec("test", SHAPE, (0.4, 0.4, 0.4), (-12.0, -8.0, -1.0))
+P, F = 4, 6
+
+
+def scene(car_x: list[int], ego_x: list[float] | None = None, *, parked: bool = True):
+    """Past frames (P, X, Y, Z) of a road with a moving car (world column ``car_x[t]``), a parked
+    car and a building, seen from an ego at world x ``ego_x[t]`` m (yaw 0), and the (P + F, 3)
+    trajectory relative to the current frame."""
+    ego_x = ego_x or [0.0] * (P + F)
+    frames = []
+    for t in range(P):
+        g = np.full(SHAPE, FREE, np.uint8)
+        g[..., 0] = ROAD
+        shift = int(round(ego_x[t] / 0.4))  # the ego's move in voxels
+        def put(x0, x1, y0, y1, cls, z0=1, z1=3, g=g, shift=shift):
+            xs = slice(max(x0 - shift, 0), max(min(x1 - shift, SHAPE[0]), 0))
+            g[xs, y0:y1, z0:z1] = cls
+        put(car_x[t], car_x[t] + 10, 18, 22, CAR)
+        if parked:
+            put(40, 50, 30, 34, CAR)
+        put(0, 200, 0, 3, BUILDING, 0, 4)
+        frames.append(g)
+    traj = np.zeros((P + F, 3))
+    traj[:, 0] = np.asarray(ego_x) - ego_x[P - 1]
+    return np.stack(frames), traj
+
+
+def car_columns(grid: np.ndarray) -> set[tuple[int, int]]:
+    xs, ys = np.nonzero((grid == CAR).any(-1))
+    return set(zip(xs.tolist(), ys.tolist(), strict=True))
+
+
+def box(x0: int, x1: int, y0: int, y1: int) -> set[tuple[int, int]]:
+    return {(x, y) for x in range(max(x0, 0), min(x1, SHAPE[0])) for y in range(y0, y1)}
+
+
+def test_a_moving_car_moves_on_and_a_parked_one_stays():
+    past, traj = scene([10, 12, 14, 16])  # 2 voxels (0.8 m) per frame, static ego
+    out = motion_warp(past, traj, np.arange(F), grid=GRID)
+    for k in range(F):
+        x = 16 + 2 * (k + 1)
+        assert car_columns(out[k]) == box(x, x + 10, 18, 22) | box(40, 50, 30, 34), k
+        # the car's old place is free above the road, and the ground under it stays
+        assert (out[k][16:x, 18:22, 1:3] == FREE).all()
+        assert (out[k][:, 3:, 0] == ROAD).all()
+
+
+def test_ego_motion_and_object_motion_compose():
+    ego = [2.0 * t for t in range(P + F)]  # 5 voxels per frame
+    past, traj = scene([30, 33, 36, 39], ego, parked=False)  # the car: 3 voxels per frame in the world
+    out = motion_warp(past, traj, np.arange(F), grid=GRID)
+    for k in range(F):
+        x = 39 + 3 * (k + 1) - 5 * (P + k)  # its world column minus the ego's shift at frame P + k
+        assert car_columns(out[k]) == box(x, x + 10, 18, 22), k
+
+
+def test_no_dynamic_objects_is_exactly_ego_warp():
+    g = torch.Generator().manual_seed(0)
+    occ = torch.randint(11, 18, (2, P, *SHAPE), generator=g).to(torch.uint8)  # static classes only
+    traj = torch.zeros(2, P + F, 3)
+    traj[:, :, 0] = torch.arange(-3, 7) * 0.9
+    traj[1, :, 2] = torch.arange(-3, 7) * 0.05
+    want = EgoWarp(past=P, future=F, grid=GRID).forecast(occ, traj)
+    assert torch.equal(MotionWarp(past=P, future=F, grid=GRID).forecast(occ, traj), want)
+
+
+def test_untracked_objects_stand_still():
+    # A car seen only in the current frame, and one cut by the grid border: neither is moved.
+    past, traj = scene([-100, -100, -100, 20], parked=False)
+    still = motion_warp(past, traj, np.arange(F), grid=GRID)
+    assert all(car_columns(f) == box(20, 30, 18, 22) for f in still)
+    past, traj = scene([-8, -6, -4, -2], parked=False)  # sticks out over x = 0 in every frame
+    cut = motion_warp(past, traj, np.arange(F), grid=GRID)
+    assert all(car_columns(f) == box(0, 8, 18, 22) for f in cut)
+
+
+def test_slow_objects_and_class_changes_are_not_tracked():
+    past, traj = scene([10, 10, 10, 11])  # 0.13 m per frame on average: below min_speed
+    out = motion_warp(past, traj, np.arange(F), grid=GRID, config=MotionConfig(min_speed=0.25))
+    assert car_columns(out[-1]) == box(11, 21, 18, 22) | box(40, 50, 30, 34)
+    past[:3][past[:3] == CAR] = PED  # a different class in the history: no match, no motion
+    out = motion_warp(past, traj, np.arange(F), grid=GRID)
+    assert car_columns(out[-1]) == box(11, 21, 18, 22) | box(40, 50, 30, 34)
+
+
+def test_steps_pick_future_frames_and_bad_input_is_refused():
+    past, traj = scene([10, 12, 14, 16])
+    mw = MotionWarp(past=P, future=F, grid=GRID)
+    occ, tr = torch.from_numpy(past)[None], torch.from_numpy(traj)[None]
+    full = mw.forecast(occ, tr)
+    assert torch.equal(mw.forecast(occ, tr, steps=torch.tensor([1, 4])), full[:, [1, 4]])
+    with pytest.raises(ValueError, match="trajectory rows"):
+        mw.forecast(occ, tr[:, :5])
+    with pytest.raises(ValueError, match="positive"):
+        MotionConfig(gate=0)
+
+
+def test_refiner_over_motion_warp_starts_as_motion_warp():
+    torch.manual_seed(0)
+    cfg = RefinerConfig(grid=GRID, channels=(8, 8), embed=4, mid_blocks=1, latent=False, base="motion-warp")
+    ref = WarpRefiner(cfg)
+    past, traj = scene([10, 12, 14, 16])
+    occ, tr = torch.from_numpy(past)[None], torch.from_numpy(traj)[None].float()
+    logits = ref(occ, tr)
+    assert torch.equal(logits.argmax(-1).to(torch.uint8), MotionWarp(grid=GRID).forecast(occ, tr))
+    # the net reads the prior: with a trained (here random) head, another prior changes the corrections
+    torch.nn.init.normal_(ref.head.weight)
+    delta = ref(occ, tr) / cfg.prior_scale
+    ref.prior = lambda o, t, s: EgoWarp(grid=GRID).forecast(o, t)[:, s]
+    other = ref(occ, tr) / cfg.prior_scale
+    onehot = torch.nn.functional.one_hot
+    moved = onehot(MotionWarp(grid=GRID).forecast(occ, tr).long(), 18)
+    warped = onehot(EgoWarp(grid=GRID).forecast(occ, tr).long(), 18)
+    assert not torch.allclose(delta - moved, other - warped)
+    with pytest.raises(ValueError, match="base"):
+        RefinerConfig(base="flow")
