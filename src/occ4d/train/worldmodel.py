@@ -61,6 +61,8 @@ class WorldModelConfig:
     refine_weight: float = 1.0
     refine_prior: float = 4.0  # logit scale of the ego-warp prior (corrections are in its units)
     refine_frames: int = 2  # future frames per clip the refiner trains on (0: all six)
+    refine_base: Literal["ego-warp", "motion-warp"] = "ego-warp"  # the prior the refiner corrects
+    refine_balanced: bool = False  # class-balanced cross-entropy for the refiner
     # planner
     planner_channels: int = 32
     planner_levels: int = 4
@@ -129,6 +131,13 @@ PRESETS: dict[str, Preset] = {
         note="tiny-forecaster plus the full-resolution ego-warp skip: a U-Net refiner over the ego-warped "
         "history and the decoded latent forecast, residual over the ego-warp baseline "
         "(--model.refine-latent False: without the latent forecast)",
+    ),
+    "tiny-forecaster-motion": Preset(
+        _tiny("forecaster", past=4, future=6, refine=True, refine_base="motion-warp", refine_balanced=True),
+        DataConfig(frames=10, stride=1, batch_size=4),
+        dataclasses.replace(_TINY_OPTIM, lr=3e-3, total_samples=1_000),
+        note="tiny-forecaster-warp with motion-warp (ego-warp plus constant-velocity tracked objects) as the "
+        "refiner's prior and input, trained with class-balanced cross-entropy",
     ),
     "tiny-generator": Preset(
         _tiny("generator", frames=8),
@@ -279,6 +288,8 @@ def build(cfg: WorldModelConfig) -> nn.Module:
             latent=cfg.refine_latent,
             prior_scale=cfg.refine_prior,
             train_frames=cfg.refine_frames,
+            base=cfg.refine_base,
+            balanced=cfg.refine_balanced,
         )
     return OccForecaster(
         ForecasterConfig(

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occ4d.diffusion import DiffusionConfig, NoiseSchedule, diffusion_loss, sample
+from occ4d.models.tokenizers import balanced_class_weights
 from occ4d.models.world.dit import DiTConfig, OccDiT
 from occ4d.models.world.latents import LatentCodec
 from occ4d.models.world.refiner import RefinerConfig, WarpRefiner
@@ -177,7 +178,9 @@ class OccForecaster(nn.Module):
             probs = self._future_probs(x0, steps)
         logits = self.refiner(occ[:, : cfg.past], traj, steps, probs)  # (B, K, X, Y, Z, C)
         target = occ[:, cfg.past + steps].long()
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
+        weight = balanced_class_weights(target, rc.num_classes) if rc.balanced else None
+        flat = logits.reshape(-1, logits.shape[-1]).float()
+        return F.cross_entropy(flat, target.reshape(-1), weight=weight)
 
     def _refine(self, past_occ: torch.Tensor, traj: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """The refiner's forecast (B, future, X, Y, Z) uint8, from the sampled clip latents ``z``.

@@ -17,10 +17,13 @@ refiner starts from ego-warp and learns only the corrections:
    by a linear map of the folded (Z, C) probabilities; an embedding of the future step k is added.
 3. **A small 2D U-Net** down to 1/8 resolution (25x25 cells of 3.2 m on Occ3D, where a few 3x3
    convolutions span tens of metres: a car moves up to ~30 m in 3 s) gives per-voxel logits.
-4. **Residual over the prior.** ``logits = prior_scale * (onehot(ego-warped current frame) + net)``
-   with the net's last layer zero-initialised: an untrained refiner predicts exactly the ego-warp
-   baseline, and training learns moving objects (from the motion in the warped history) and the
+4. **Residual over the prior.** ``logits = prior_scale * (onehot(prior) + net)`` with the net's
+   last layer zero-initialised: an untrained refiner predicts exactly its prior, and training
+   learns what the prior misses: moving objects (from the motion in the warped history) and the
    area that enters the grid as the ego drives (from the road layout and the latent forecast).
+   The prior (``base``) is the ego-warped current frame (the EgoWarp baseline), or motion-warp
+   (:mod:`occ4d.models.world.motion`: ego-warp with constant-velocity tracked objects), whose
+   columns then also enter the stem like a warped past frame's, so the net sees what it corrects.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_VOCAB
 from occ4d.models.world.baselines import warp_grid
 from occ4d.models.world.embed import rebase_traj
+from occ4d.models.world.motion import MotionWarp
+
+BASES = ("ego-warp", "motion-warp")
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,8 @@ class RefinerConfig:
     decoded class probabilities; ``prior_scale``: logit scale of the ego-warp prior (and of the
     net's corrections, which are in units of it);
     ``train_frames``: how many future frames (drawn per step) it trains on, which cuts its
-    cost per clip (0: all).
+    cost per clip (0: all); ``base``: the prior it corrects, one of ``BASES``; ``balanced``: train
+    with ENet-style class weights (rare classes count more, as mIoU weighs every class the same).
     """
 
     num_classes: int = 18
@@ -61,8 +68,12 @@ class RefinerConfig:
     latent: bool = True
     prior_scale: float = 4.0
     train_frames: int = 2
+    base: str = "ego-warp"
+    balanced: bool = False
 
     def __post_init__(self) -> None:
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
         if self.embed < 1:
             raise ValueError(f"embed must be positive, got {self.embed}")
         if len(self.channels) < 2 or min(self.channels) < 1:
@@ -176,8 +187,13 @@ class WarpRefiner(nn.Module):
         self.config = cfg = config
         z, c, w = cfg.grid.shape[2], cfg.num_classes, cfg.channels
         self.column = nn.Parameter(torch.randn(z * c, cfg.embed) / z**0.5)  # (Z*C, D) column embedding
-        # Stem: the P warped frames' column features and inside masks, side by side.
-        self.stem = nn.Conv2d(cfg.past * (cfg.embed + 1), w[0], 1)
+        # Stem: the P warped frames' column features and inside masks, side by side (and the
+        # motion-warp prior's column features when that is the base).
+        moved = cfg.embed if cfg.base == "motion-warp" else 0
+        self.stem = nn.Conv2d(cfg.past * (cfg.embed + 1) + moved, w[0], 1)
+        self.motion = (
+            MotionWarp(past=cfg.past, future=cfg.future, grid=cfg.grid) if cfg.base == "motion-warp" else None
+        )
         self.latent = nn.Linear(z * c, w[0], bias=False) if cfg.latent else None
         self.step = nn.Embedding(cfg.future, w[0])
         self.stem_norm = _norm(w[0])
@@ -218,6 +234,22 @@ class WarpRefiner(nn.Module):
             if tuple(probs.shape) != want_p:
                 raise ValueError(f"latent_probs must be {want_p}, got {tuple(probs.shape)}")
 
+    @torch.no_grad()
+    def prior(self, past_occ: torch.Tensor, traj: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """The forecast the refiner corrects, (B, K, X, Y, Z) labels: the current frame ego-warped
+        to each future frame k (the EgoWarp baseline's prediction), or motion-warp's."""
+        cfg = self.config
+        if self.motion is not None:
+            return self.motion.forecast(past_occ, traj, steps=steps).to(past_occ.dtype)
+        b, k = past_occ.shape[0], len(steps)
+        nx, ny, nz = cfg.grid.shape
+        return warp_grid(
+            past_occ[:, -1:].expand(b, k, nx, ny, nz).reshape(b * k, nx, ny, nz),
+            traj[:, cfg.past + steps].reshape(b * k, 3),
+            grid=cfg.grid,
+            fill=cfg.free,
+        ).reshape(b, k, nx, ny, nz)
+
     def forward(
         self,
         past_occ: torch.Tensor,
@@ -240,13 +272,15 @@ class WarpRefiner(nn.Module):
         cols = _ColumnEmbed.apply(past_occ.reshape(-1, nz), self.column, cfg.num_classes)
         cols = cols.reshape(b, p, nx, ny, cfg.embed)  # (B, P, X, Y, D)
         feats, inside = warp_history(cols, traj, steps, grid=cfg.grid, fill=0.0)  # (B, K, P, X, Y, D)
-        h = torch.cat(
-            [
-                rearrange(feats, "b k p x y d -> (b k) (p d) x y"),
-                rearrange(inside, "b k p x y -> (b k) p x y").to(feats.dtype),
-            ],
-            dim=1,
-        )
+        prior = self.prior(past_occ, traj, steps)  # (B, K, X, Y, Z)
+        stem_in = [
+            rearrange(feats, "b k p x y d -> (b k) (p d) x y"),
+            rearrange(inside, "b k p x y -> (b k) p x y").to(feats.dtype),
+        ]
+        if self.motion is not None:
+            moved = _ColumnEmbed.apply(prior.reshape(-1, nz), self.column, cfg.num_classes)
+            stem_in.append(rearrange(moved.reshape(b * k, nx, ny, cfg.embed), "n x y d -> n d x y"))
+        h = torch.cat(stem_in, dim=1)
         h = self.stem(h)  # (B*K, C0, X, Y)
         if self.latent is not None:
             lat = self.latent(rearrange(latent_probs.to(h.dtype), "b k x y z c -> (b k) x y (z c)"))
@@ -264,13 +298,7 @@ class WarpRefiner(nn.Module):
             h = up(torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="nearest"), skip], dim=1))
         delta = self.head(rearrange(h[:, :, :nx, :ny], "n c x y -> n x y c"))  # (B*K, X, Y, Z*C)
         delta = delta.reshape(b, k, nx, ny, nz, cfg.num_classes)
-        # The prior: the current frame ego-warped to frame k (the EgoWarp baseline's prediction).
-        prior = warp_grid(
-            past_occ[:, -1:].expand(b, k, nx, ny, nz).reshape(b * k, nx, ny, nz),
-            traj[:, p + steps].reshape(b * k, 3),
-            grid=cfg.grid,
-            fill=cfg.free,
-        ).reshape(b, k, nx, ny, nz, 1)
+        prior = prior.reshape(b, k, nx, ny, nz, 1)
         # Corrections in units of the prior: Adam moves each weight by about lr per step whatever
         # the scale, so a head output of ~1 flips a voxel after as many steps at any prior_scale.
         return cfg.prior_scale * delta.scatter_add(-1, prior.long(), delta.new_ones(prior.shape))
