@@ -79,3 +79,23 @@ def test_flow_inputs_are_checked(openocc_frame_path):
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(DataError, match="NaN"):
         m.update(gt.semantics, gt.semantics, ORIGINS, bad, gt.flow, source="t")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["tp@2m", "all-valid-rays"])
+def test_cuda_equals_cpu(openocc_frame_path, rng, variant):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    gt = load_openocc(openocc_frame_path)
+    sem, flow = _perturbed(gt, rng)
+    a, b = RayFlowMetric(mave=variant), RayFlowMetric(mave=variant, backend="torch")
+    a.update(sem, gt.semantics, ORIGINS, flow, gt.flow)
+    b.update(torch.from_numpy(sem).cuda(), torch.from_numpy(gt.semantics).cuda(), ORIGINS,
+             torch.from_numpy(flow).cuda(), torch.from_numpy(gt.flow).cuda())
+    ra, rb = a.compute(), b.compute()
+    np.testing.assert_array_equal(np.array(ra["iou_matrix"]), np.array(rb["iou_matrix"]))  # NaN == NaN
+    # Per-ray errors are float32 either way; only the float64 sums' order may differ.
+    assert ra["mAVE"] == pytest.approx(rb["mAVE"], rel=1e-9)
+    assert ra["OccScore"] == pytest.approx(rb["OccScore"], rel=1e-9)
