@@ -121,8 +121,8 @@ def test_unknown_protocol_or_mask_is_refused(tmp_path, occ_root):
 
 
 def test_occ_on_surroundocc_ground_truth(tmp_path, rng):
-    from occ4d.core.grid import SURROUNDOCC
     from occ4d.core.frame import Frame
+    from occ4d.core.grid import SURROUNDOCC
     from occ4d.core.vocab import SURROUNDOCC_VOCAB
     from occ4d.io.surroundocc import save_surroundocc
     from occ4d.metrics import SurroundOccMetric
@@ -194,7 +194,7 @@ def test_flow_on_openocc_ground_truth(tmp_path, openocc_frame_path, mini_infos_p
     assert report["results"]["OccScore"] == expected["OccScore"]
 
 
-def test_forecast_clips(tmp_path, occ3d_frame_path):
+def test_forecast_clips(tmp_path, occ3d_frame_path, capsys):
     sem = load_labels(occ3d_frame_path).semantics
     traj = np.zeros((7, 3))
     rng = np.random.default_rng(0)
@@ -210,6 +210,9 @@ def test_forecast_clips(tmp_path, occ3d_frame_path):
     assert report["protocol"] == "forecast/strict"
     for key in ("mIoU@1s", "mIoU@2s", "mIoU@3s", "IoU_avg", "mIoU_avg"):
         assert report["results"][key] == expected[key] and not math.isnan(expected[key])
+    out = capsys.readouterr().out
+    car = [line for line in out.splitlines() if " car " in line][0]  # the per-class table
+    assert f"{expected['per_class']['1s']['car']:.2f}" in car and "IoU (occupied)" in out
 
 
 def test_forecast_errors_name_the_forecast_file(tmp_path, occ3d_frame_path, capsys):
@@ -222,6 +225,11 @@ def test_forecast_errors_name_the_forecast_file(tmp_path, occ3d_frame_path, caps
         evaluate("forecast", tmp_path / "pred", tmp_path / "gt")
     out = capsys.readouterr().out.replace("\n", "")
     assert "pred/a.npz" in out and "10 Hz" in out and "gt/a.npz" in out
+    save_clip(tmp_path / "gt" / "a.npz", gt, traj, current=3)  # 3 future frames: no 2 s / 3 s horizon
+    with pytest.raises(SystemExit):
+        evaluate("forecast", tmp_path / "pred", tmp_path / "gt")
+    out = capsys.readouterr().out.replace("\n", "")
+    assert "gt/a.npz" in out and "3 future frame(s)" in out
 
 
 def test_unreadable_prediction_names_the_file(tmp_path, occ_root, capsys):

@@ -293,8 +293,12 @@ def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
         gt = load_clip(gts[name])
         future = gt.semantics[gt.current + 1:]
         if metric is None:
-            metric = ForecastMetric(args.protocol or "occworld", gt.vocab, gt.grid,
-                                    steps=len(future), hz=gt.hz)
+            try:
+                metric = ForecastMetric(args.protocol or "occworld", gt.vocab, gt.grid,
+                                        steps=len(future), hz=gt.hz)
+            except ValueError as e:  # too few future frames for the 1 s / 2 s / 3 s horizons
+                raise DataError(gts[name], f"{len(future)} future frame(s) after frame {gt.current} at "
+                                           f"{gt.hz:g} Hz: {e}") from e
         if name in preds:
             pred = load_clip(preds[name])
             if len(pred) != len(gt) or pred.current != gt.current:
@@ -311,8 +315,14 @@ def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
             src = f"{gts[name]} (ground truth, no forecast: scored all-free)"
         metric.update(torch.from_numpy(pf).to(dev), torch.from_numpy(future).to(dev), source=src)
     res = metric.compute()
-    rows = [[h, _fmt(res[f"mIoU@{h}"]), _fmt(res[f"IoU@{h}"])] for h in metric.report]
-    rows.append(["avg", _fmt(res["mIoU_avg"]), _fmt(res["IoU_avg"])])
+    # Per class: IoU (percent) at each reported horizon and their mean, then the two summaries.
+    horizons = list(metric.report)
+    rows = []
+    for name in res["per_class"][horizons[0]]:
+        vals = [res["per_class"][h][name] for h in horizons]
+        rows.append([name, *(_fmt(v) for v in vals), _fmt(sum(vals) / len(vals))])
+    rows.append(["mIoU", *(_fmt(res[f"mIoU@{h}"]) for h in horizons), _fmt(res["mIoU_avg"])])
+    rows.append(["IoU (occupied)", *(_fmt(res[f"IoU@{h}"]) for h in horizons), _fmt(res["IoU_avg"])])
     return res, rows
 
 
@@ -347,7 +357,7 @@ HEADERS: dict[str, list[str]] = {
     "occ": ["class", "IoU"],
     "ray": ["class", "RayIoU@1", "RayIoU@2", "RayIoU@4"],
     "flow": ["class", "RayIoU@1", "RayIoU@2", "RayIoU@4", "AVE (m/s)"],
-    "forecast": ["horizon", "mIoU", "IoU"],
+    "forecast": ["class", "1s", "2s", "3s", "avg"],  # ForecastMetric's default horizons
     "tokenizer": ["class", "IoU (no mask)", "IoU (camera mask)"],
     "perception": ["class", "IoU (camera mask)", "RayIoU"],
 }
