@@ -192,3 +192,24 @@ def test_occ3d_annotations_json_gives_real_poses(tmp_path, caplog):
     (tmp_path / "annotations.json").write_text('{"scene_infos": ')
     with pytest.raises(DataError, match="truncated JSON"):
         load_index(tmp_path)
+
+
+def test_sparseocc_flavour_finds_labels_by_token(tmp_path):
+    infos = write_dataset(tmp_path, {"scene-0003": 2, "scene-0009": 1})
+    for x in infos:  # plain mmdet3d / SparseOcc infos: no label path, no scene name
+        del x["occ_gt_path"], x["scene_token"]
+    save_pkl(tmp_path / "nuscenes_infos_val_sweep.pkl", {"infos": infos, "metadata": {}})
+    recs = load_index(tmp_path / "nuscenes_infos_val_sweep.pkl")
+    assert [(r.scene, r.token) for r in recs] == [("scene-0003", "scene-0003-tok00"),
+                                                  ("scene-0003", "scene-0003-tok01"),
+                                                  ("scene-0009", "scene-0009-tok00")]
+    assert all(r.fmt == "occ3d" and r.path == (tmp_path / "gts" / r.scene / r.token / "labels.npz").resolve()
+               for r in recs)
+    np.testing.assert_allclose(recs[1].ego2global, ego_pose(1), atol=1e-12)
+
+    infos.append({**infos[0], "token": "lost", "timestamp": infos[0]["timestamp"] + 10**7})
+    save_pkl(tmp_path / "nuscenes_infos_val_sweep.pkl", {"infos": infos, "metadata": {}})
+    with pytest.raises(DataError, match="no <scene>/lost/labels.npz under gts/, occ3d/, openocc_v2/"):
+        load_index(tmp_path / "nuscenes_infos_val_sweep.pkl")
+    scan = scan_index(tmp_path / "nuscenes_infos_val_sweep.pkl", skip_bad=True)
+    assert len(scan.records) == 3 and "lost" in scan.skipped[0]

@@ -9,7 +9,9 @@ or an info ``.pkl`` and understands the info flavours of PROTOCOLS §2.2:
 - OccWorld family: ``infos`` is a dict scene -> time-ordered list (or, as in the nuScenes-mini
   fixture, a flat list), ``occ_path`` may use a Windows backslash after ``data/nuscenes``;
 - OpenOcc v2: no ``scene_token``; the scene is the path component after ``openocc_v2/``;
-- mmdet3d v1.1 (``data_list``, ``ego2global`` as a 4x4 matrix, timestamp in seconds).
+- mmdet3d v1.1 (``data_list``, ``ego2global`` as a 4x4 matrix, timestamp in seconds);
+- SparseOcc / plain mmdet3d infos with no label path at all: as SparseOcc does, each token's labels
+  are found in the GT tree ``<root>/{gts,occ3d,openocc_v2}/<scene>/<token>/labels.npz``.
 
 A data root without an info file is indexed from Occ3D's own ``annotations.json`` (real poses and
 timestamps, PROTOCOLS §2.1) when it has one, else by scanning ``gts/<scene>/<token>/labels.npz``.
@@ -189,9 +191,13 @@ def _from_entries(entries: list[tuple[str | None, dict]], root: Path, source: Pa
                   split_tag: str | None) -> IndexScan:
     """Records of (scene key, info dict) pairs read from ``source``; bad ones raise or are skipped."""
     scan = IndexScan([], [], str(source))
+    tree = None
+    if entries and not any(isinstance(x, Mapping) and ("occ_gt_path" in x or "occ_path" in x)
+                           for _, x in entries):
+        tree = labels_by_token(root)  # no entry names its labels: the SparseOcc flavour
     for i, (scene_key, info) in enumerate(entries):
         try:
-            rec = record_from_info(info, root, source, i, scene_key)
+            rec = record_from_info(info, root, source, i, scene_key, tree)
         except DataError as e:
             if not skip_bad:
                 raise
@@ -261,9 +267,24 @@ def _scene_from_parts(parts: list[str], token: str) -> str | None:
     return None
 
 
+def labels_by_token(root: Path) -> dict[str, Path]:
+    """Token -> labels file of every ``<label root>/<scene>/<token>/labels.npz`` under ``root``, for
+    infos that name no label path (PROTOCOLS §2.2, SparseOcc). Label roots are searched in the
+    order gts/, occ3d/, openocc_v2/; the first file found for a token wins."""
+    found: dict[str, Path] = {}
+    for name in _LABEL_ROOTS:
+        for f in sorted((root / name).glob("*/*/labels.npz")):
+            found.setdefault(f.parent.name, f.resolve())
+    return found
+
+
 def record_from_info(info: Mapping, root: Path, pkl: Path | str = "<info>", index: int = 0,
-                     scene_key: str | None = None) -> FrameRecord:
-    """One FrameRecord from one info dict; a missing key or a bad pose is a DataError naming the file."""
+                     scene_key: str | None = None,
+                     labels: Mapping[str, Path] | None = None) -> FrameRecord:
+    """One FrameRecord from one info dict; a missing key or a bad pose is a DataError naming the file.
+
+    ``labels`` (token -> labels file, :func:`labels_by_token`) locates the labels of an info that
+    names no label path."""
     pkl = Path(pkl)
     if not isinstance(info, Mapping):
         raise DataError(pkl, f"info {index} is a {type(info).__name__}, expected a dict")
@@ -287,8 +308,13 @@ def record_from_info(info: Mapping, root: Path, pkl: Path | str = "<info>", inde
         stored, folder = str(info["occ_gt_path"]), False
     elif "occ_path" in info:  # BEVDet / OccWorld / OpenOcc: usually a folder
         stored, folder = str(info["occ_path"]), True
+    elif labels is not None and str(token) in labels:  # SparseOcc: found in the GT tree by token
+        stored, folder = str(labels[str(token)]), False
     else:
-        raise DataError(pkl, f"{where}: missing key 'occ_gt_path' or 'occ_path' (no occupancy label path)")
+        tree = (f"; no <scene>/{token}/labels.npz under {'/, '.join(_LABEL_ROOTS)}/ of {root} either"
+                if labels is not None else "")
+        raise DataError(pkl, f"{where}: missing key 'occ_gt_path' or 'occ_path' (no occupancy label path)"
+                             + tree)
     parts = _split_path(stored)
     path = resolve_path(stored, root)
     if folder and not stored.lower().endswith(".npz"):
