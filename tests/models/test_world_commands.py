@@ -87,6 +87,10 @@ def test_forecast_report_is_reproducible(dataset_dir, tmp_path, capsys):
     forecast(ckpt="copy-last", data=str(dataset_dir), json=str(a), max_windows=1)
     copy = json.loads(a.read_text())
     assert copy["windows"] == 1 and copy["IoU_avg"] < ra["IoU_avg"]
+    # This world has no dynamic objects, so motion-warp tracks nothing and equals ego-warp.
+    forecast(ckpt="motion-warp", data=str(dataset_dir), json=str(a))
+    motion = json.loads(a.read_text())
+    assert motion["model"] == "motion-warp" and motion["per_class"] == ra["per_class"]
     with pytest.raises(SystemExit, match="planner"):
         forecast(ckpt="ego-warp", data=str(dataset_dir), traj="pred")
 

@@ -103,7 +103,7 @@ def test_steps_pick_future_frames_and_bad_input_is_refused():
     mw = MotionWarp(past=P, future=F, grid=GRID)
     occ, tr = torch.from_numpy(past)[None], torch.from_numpy(traj)[None]
     full = mw.forecast(occ, tr)
-    assert torch.equal(mw.forecast(occ, tr, steps=torch.tensor([1, 4])), full[:, [1, 4]])
+    assert torch.equal(mw.predict(occ, tr, torch.tensor([1, 4])), full[:, [1, 4]])
     with pytest.raises(ValueError, match="trajectory rows"):
         mw.forecast(occ, tr[:, :5])
     with pytest.raises(ValueError, match="positive"):

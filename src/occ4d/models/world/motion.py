@@ -217,19 +217,22 @@ class MotionWarp(nn.Module):
         super().__init__()
         self.past, self.future, self.grid, self.free, self.config = past, future, grid, vocab.free, config
 
-    def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, steps=None, **_) -> torch.Tensor:
-        """past_occ (B, past, X, Y, Z); traj (B, past + future, 3) -> (B, K, X, Y, Z) (K = future
-        unless ``steps`` picks future indices)."""
+    def forecast(self, past_occ: torch.Tensor, traj: torch.Tensor, **_) -> torch.Tensor:
+        """past_occ (B, past, X, Y, Z); traj (B, past + future, 3) -> (B, future, X, Y, Z)."""
+        return self.predict(past_occ, traj, torch.arange(self.future))
+
+    def predict(self, past_occ: torch.Tensor, traj: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """As :meth:`forecast`, for the future frame indices ``frames`` (K,) only: (B, K, X, Y, Z)."""
         if traj.shape[1] != self.past + self.future or past_occ.shape[1] != self.past:
             raise ValueError(
                 f"need {self.past} past frames and {self.past + self.future} trajectory rows, "
                 f"got {past_occ.shape[1]} and {traj.shape[1]}"
             )
-        steps = np.arange(self.future) if steps is None else torch.as_tensor(steps).cpu().numpy()
+        frames = torch.as_tensor(frames).cpu().numpy()
         occ = past_occ.detach().cpu().numpy()
         tr = traj.detach().cpu().double().numpy()
         out = [
-            motion_warp(occ[b], tr[b], steps, grid=self.grid, free=self.free, config=self.config)
+            motion_warp(occ[b], tr[b], frames, grid=self.grid, free=self.free, config=self.config)
             for b in range(occ.shape[0])
         ]
         return torch.from_numpy(np.stack(out)).to(past_occ.device)

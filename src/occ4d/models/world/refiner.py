@@ -240,7 +240,7 @@ class WarpRefiner(nn.Module):
         to each future frame k (the EgoWarp baseline's prediction), or motion-warp's."""
         cfg = self.config
         if self.motion is not None:
-            return self.motion.forecast(past_occ, traj, steps=steps).to(past_occ.dtype)
+            return self.motion.predict(past_occ, traj, steps).to(past_occ.dtype)
         b, k = past_occ.shape[0], len(steps)
         nx, ny, nz = cfg.grid.shape
         return warp_grid(
