@@ -7,9 +7,11 @@ keyframes, seed 0), and the runs ``runs/<name>`` trained through ``occ4d train``
 presets' budgets times ``--scale``. Then it prints four tables:
 
 1. forecasting (OccWorld protocol, GT trajectory; the diffusion forecasters also with the
-   planner's trajectory): copy-last, ego-warp, autoregressive, diffusion forecaster, the
-   forecaster with the full-resolution ego-warp skip (``forecaster-warp``) and that skip without
-   the latent forecast's input (``forecaster-warp-nolatent``, the ablation);
+   planner's trajectory): copy-last, ego-warp, motion-warp (ego-warp plus constant-velocity tracked
+   objects), autoregressive, diffusion forecaster, the forecaster with the full-resolution ego-warp
+   skip (``forecaster-warp``), that skip without the latent forecast's input
+   (``forecaster-warp-nolatent``, the ablation), and the skip over motion-warp
+   (``forecaster-motion``);
 2. sampling: seconds per clip and Fréchet distance (occ4d-feat features of every generated
    frame against the validation frames) for 1000-step DDPM and DDIM / DPM-Solver++ at 10/20/50;
 3. controllability: translation / yaw error of generated clips for the trajectory prompts, with
@@ -56,6 +58,11 @@ RUNS = {
             "--model.refine-latent",
             "False",
         ],
+        1000,
+    ),
+    # The skip over the motion-warp prior instead of ego-warp, with class-balanced cross-entropy.
+    "forecaster-motion": (
+        ["worldmodel", "--preset", "tiny-forecaster-motion", "--model.tokenizer", "{runs}/tiny-vae"],
         1000,
     ),
     "generator": (["worldmodel", "--preset", "tiny-generator", "--model.tokenizer", "{runs}/tiny-vae"], 3000),
@@ -139,12 +146,14 @@ def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, 
     for name, ckpt, traj in [
         ("copy last frame", "copy-last", "gt"),
         ("ego-warp (static world)", "ego-warp", "gt"),
+        ("motion-warp (tracked objects)", "motion-warp", "gt"),
         ("autoregressive (OccWorld-style)", str(work / "runs/autoregressive"), "gt"),
         ("diffusion forecaster", str(work / "runs/forecaster"), "gt"),
         ("diffusion forecaster", str(work / "runs/forecaster"), "pred"),
         ("diffusion forecaster + ego-warp skip", str(work / "runs/forecaster-warp"), "gt"),
         ("diffusion forecaster + ego-warp skip", str(work / "runs/forecaster-warp"), "pred"),
         ("ego-warp skip without the latent forecast", str(work / "runs/forecaster-warp-nolatent"), "gt"),
+        ("diffusion forecaster + motion-warp skip", str(work / "runs/forecaster-motion"), "gt"),
     ]:
         run = Path(ckpt).name
         if run in RUNS and run not in have:
