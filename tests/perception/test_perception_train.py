@@ -36,6 +36,22 @@ def test_train_writes_checkpoints_and_evaluates(run):
     assert sorted(p.name for p in run.glob("ckpt-*.safetensors"))
 
 
+def test_the_class_prior_is_fitted_at_start_and_saved_with_the_weights(run):
+    """The tiny preset's prior is the training split's log-frequencies, in both weight sets."""
+    from occ4d.models.perception.prior import log_prior
+    from occ4d.train.checkpoint import load_checkpoint
+    from occ4d.train.perception import split_counts
+    from occ4d.train.registry import load_model
+
+    model, cfg, _ = load_model(run)
+    assert cfg.model.class_prior
+    want = log_prior(split_counts(load_index(camera_world(), "train")), cfg.model.prior_smoothing)
+    tensors, _ = load_checkpoint(run)
+    assert torch.equal(tensors["model"]["prior_logits"], want)
+    assert torch.equal(tensors["ema"]["prior_logits"], want)
+    assert torch.equal(model.prior_logits, want)
+
+
 def test_eval_perception_scores_the_split(run, tmp_path):
     out = tmp_path / "eval.json"
     main(["eval", "perception", "--ckpt", str(run), "--data", str(camera_world()), "--json", str(out)])

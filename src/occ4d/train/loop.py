@@ -123,6 +123,10 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
              for k in ("log_every", "ckpt_every", "eval_every")}
     ddp = DistributedDataParallel(model) if world > 1 else model
     train_set = spec.dataset(cfg, cfg.data.train_split)
+    if spec.fit is not None and latest is None:
+        spec.fit(model, train_set, cfg)  # buffers computed from the training data, saved with the weights
+        if ema is not None:
+            ema.model.load_state_dict(model.state_dict())
     val_set: Dataset | None = None
     stream = SampleStream(len(train_set), cfg.data.batch_size, cfg.run.seed,
                           start=samples, rank=rank, world=world)

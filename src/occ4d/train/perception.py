@@ -41,9 +41,10 @@ PRESETS: dict[str, Preset] = {
         PerceptionConfig(image_size=(256, 128), resize_range=(0.94, 1.08), crop_jitter=0.5, block="basic",
                          layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), fpn_channels=48, feature_stride=8,
                          depth_bins=44, context_channels=32, bev_stride=4, bev_channels=(48, 96),
-                         head_channels=24),
+                         head_channels=24, class_prior=True),
         DataConfig(batch_size=1), OptimConfig(lr=2e-3, total_samples=320, warmup_samples=16, ema_decay=0.95),
-        note="ResNet-10-ish at 256x128, stride-8 LSS, 50x50 BEV at 1.6 m, channel-to-height x4"),
+        note="ResNet-10-ish at 256x128, stride-8 LSS, 50x50 BEV at 1.6 m, channel-to-height x4 over the "
+             "per-voxel class prior of the training split"),
     "r50": Preset(PerceptionConfig(**_R50), DataConfig(batch_size=4), _R50_OPTIM,
                   note="BEVDetOcc / FlashOcc R50: 704x256, 88 depth bins, 200x200 BEV, channel-to-height"),
     "r50-4d": Preset(PerceptionConfig(**_R50, history=1), DataConfig(batch_size=4), _R50_OPTIM,
@@ -178,21 +179,40 @@ def model_cost(model: CameraOccupancy, sample: dict, device: torch.device, train
     return out
 
 
+def split_counts(records, num_classes: int = OCC3D_VOCAB.num_classes) -> np.ndarray:
+    """(K, X, Y, Z) per-voxel class counts over the label grids of ``records`` (a training split)."""
+    from occ4d.data.index import load_frame
+    from occ4d.models.perception.prior import class_counts
+
+    records = list(records)
+    if not records:
+        raise ValueError("no records to count")
+    return class_counts((load_frame(r).semantics for r in records), num_classes)
+
+
 def most_frequent_grid(records, vocab=OCC3D_VOCAB) -> np.ndarray:
     """The per-voxel most frequent class over ``records`` (a training split): the baseline a
     camera model must beat, since it already knows where road and free space usually are."""
-    from occ4d.data.index import load_frame
+    from occ4d.models.perception.prior import most_frequent
 
-    counts = None
-    for r in records:
-        sem = load_frame(r).semantics
-        if counts is None:
-            counts = np.zeros((*sem.shape, vocab.num_classes), np.int32)
-        for c in range(vocab.num_classes):
-            counts[..., c] += sem == c
-    if counts is None:
-        raise ValueError("no records to count")
-    return counts.argmax(-1).astype(np.uint8)
+    return most_frequent(split_counts(records, vocab.num_classes))
+
+
+def fit(model: nn.Module, data: Dataset, cfg: TrainConfig) -> None:
+    """At a fresh run's start: the class prior from the training split's labels (all voxels, as
+    the most-frequent-class baseline counts them), when the config asks for one."""
+    from occ4d.models.perception.prior import log_prior
+    from occ4d.train import distributed as dist
+
+    m: PerceptionConfig = cfg.model
+    if not m.class_prior:
+        return
+    if not isinstance(data, CameraDataset):
+        raise TypeError(f"the class prior is counted on a CameraDataset, got {type(data).__name__}")
+    net: CameraOccupancy = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
+    records = [frames[-1] for frames in data.frames]
+    net.set_prior(log_prior(split_counts(records, m.num_classes), m.prior_smoothing))
+    dist.print0(f"class prior: per-voxel class frequencies of {len(records)} training keyframes")
 
 
 def _mean_percent(values) -> str:
@@ -229,7 +249,7 @@ def eval_command(ckpt: Path, data: Path, split: str | None = None, device: str =
 
 
 SPEC = ModelSpec(name="perception", config_type=PerceptionConfig, presets=PRESETS, build=build,
-                 dataset=dataset, loss=loss, evaluate=evaluate, collate=collate_views)
+                 dataset=dataset, loss=loss, evaluate=evaluate, collate=collate_views, fit=fit)
 
 
 class PerceivedHistory(Dataset):

@@ -36,7 +36,10 @@ class ModelSpec:
       device; ``model`` may be DDP-wrapped, so read settings from ``config.model``;
     - ``evaluate(model, dataset, config, device) -> {name: float}``: runs on every process
       (each sees its share of ``dataset``) and returns the same totals on all of them;
-    - ``collate``: how items become a batch (torch's default when None).
+    - ``collate``: how items become a batch (torch's default when None);
+    - ``fit(model, train_set, config)``: optional; sets data-derived buffers (e.g. a class prior
+      from the training split) once, when a run starts fresh (a resumed run reads them from its
+      checkpoint). It must give the same result on every process.
     """
 
     name: str
@@ -47,6 +50,7 @@ class ModelSpec:
     loss: Callable[[nn.Module, dict, TrainConfig], tuple[torch.Tensor, dict[str, float]]]
     evaluate: Callable[[nn.Module, Dataset, TrainConfig, torch.device], dict[str, float]]
     collate: Callable[[list], Any] | None = None  # batches items (default: torch's default_collate)
+    fit: Callable[[nn.Module, Dataset, TrainConfig], None] | None = None  # data-derived buffers at start
 
 
 # name -> "module:attribute" of its ModelSpec; imported only when used.

@@ -26,6 +26,10 @@ class PerceptionConfig:
       and concatenated (BEVDet4D); 0 disables it.
     - loss: cross-entropy over camera-visible voxels (``mask_camera``, as BEVDetOcc trains on
       Occ3D), class-balanced when ``class_balance``, plus ``depth_weight`` x depth cross-entropy.
+    - class prior: when ``class_prior``, the head predicts a residual over the per-voxel class
+      log-frequencies of the training split (Laplace ``prior_smoothing``; occ4d.models.perception.prior),
+      a buffer computed when training starts and saved with the weights; the head's last layer
+      starts at zero so the untrained model predicts the per-voxel most frequent class.
     """
 
     image_size: tuple[int, int] = (256, 128)
@@ -51,6 +55,8 @@ class PerceptionConfig:
     depth_weight: float = 0.5
     class_balance: bool = True
     use_camera_mask: bool = True
+    class_prior: bool = False
+    prior_smoothing: float = 1.0
 
     def __post_init__(self) -> None:
         w, h = self.image_size
@@ -68,6 +74,8 @@ class PerceptionConfig:
             raise ValueError("history >= 0, at least one BEV stage, free_class a valid class")
         if not 0 < self.resize_range[0] <= self.resize_range[1] or not 0 <= self.crop_jitter <= 1:
             raise ValueError("resize_range must be positive and ordered, crop_jitter in [0, 1]")
+        if self.prior_smoothing <= 0:
+            raise ValueError(f"prior_smoothing must be positive, got {self.prior_smoothing}")
 
     @property
     def bev_shape(self) -> tuple[int, int]:

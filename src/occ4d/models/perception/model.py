@@ -2,7 +2,8 @@
 
 images (B, T, N, 3, H, W) ─ ResNet + FPN ─► (B*T*N, C, h, w) ─ LSS (depth x context) ─► BEV (B, C, X', Y')
    past frames' BEVs warped into the current ego frame and fused (optional) ─► BEV encoder
-   ─► channel-to-height head ─► logits (B, classes, X, Y, Z) on the Occ3D grid.
+   ─► channel-to-height head ─► logits (B, classes, X, Y, Z) on the Occ3D grid
+   (+ the per-voxel class log-prior of the training split, when the config asks for it).
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ class CameraOccupancy(nn.Module):
                                   out_channels=cfg.head_channels)
         self.head = ChannelToHeight(in_channels=cfg.head_channels, channels=cfg.head_channels,
                                     grid_z=cfg.grid_z, num_classes=cfg.num_classes, upsample=cfg.bev_stride)
+        if cfg.class_prior:
+            # (K, X, Y, Z) log p(class | voxel); uniform until set_prior (train start), then saved
+            # with the weights. A zero last layer makes the untrained model predict the prior.
+            self.register_buffer("prior_logits", torch.zeros(cfg.num_classes, *cfg.grid_xy, cfg.grid_z))
+            nn.init.zeros_(self.head.out.weight)
+            nn.init.zeros_(self.head.out.bias)
+
+    @torch.no_grad()
+    def set_prior(self, log_prior: Tensor) -> None:
+        """Store the (K, X, Y, Z) per-voxel class log-prior (occ4d.models.perception.prior.log_prior)."""
+        if not self.config.class_prior:
+            raise ValueError("this model was built without a class prior (config.class_prior is False)")
+        want = tuple(self.prior_logits.shape)
+        if tuple(log_prior.shape) != want:
+            raise ValueError(f"prior of shape {tuple(log_prior.shape)}, expected {want}")
+        self.prior_logits.copy_(log_prior)
 
     def frame_bev(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor) -> tuple[Tensor, Tensor]:
         """One frame: images (B, N, 3, H, W) -> BEV (B, C, X', Y') and depth logits (B, N, D, h, w)."""
@@ -74,7 +91,10 @@ class CameraOccupancy(nn.Module):
                     past, _ = self.frame_bev(images[:, t], intrinsics[:, t], sensor2ego[:, t])
                     bevs.append(warp_bev(past, past2current[:, t], self.range_min[:2], self.cell))
             bev = self.fusion(bevs)
-        return {"logits": self.head(self.encoder(bev)), "depth_logits": depth_logits}
+        logits = self.head(self.encoder(bev))  # (B, K, X, Y, Z)
+        if self.config.class_prior:
+            logits = logits.float() + self.prior_logits  # float32: the prior's fine differences survive bf16
+        return {"logits": logits, "depth_logits": depth_logits}
 
     @torch.no_grad()
     def predict(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor,
