@@ -240,3 +240,11 @@ def test_unreadable_prediction_names_the_file(tmp_path, occ_root, capsys):
         evaluate("occ", tmp_path / "pred", root)
     out = capsys.readouterr().out.replace("\n", "")
     assert f"{tokens[0]}.npz" in out and "unreadable" in out
+
+
+def test_progress_keeps_every_item_in_order():
+    from occ4d.commands.eval import _progress
+
+    assert list(_progress(list(range(10)), "x")) == list(range(10))
+    items = list(range(120))  # long enough to go through the progress bar
+    assert list(_progress(items, "evaluating")) == items
