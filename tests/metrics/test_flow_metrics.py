@@ -52,6 +52,28 @@ def test_mave_variants_match_official_code(openocc_frame_path, rng, variant):
     assert r["mAVE_variant"] == variant and variant in r["protocol"]
 
 
+def test_fp16_quantises_depths_and_flows_as_submissions(openocc_frame_path, rng):
+    gt = load_openocc(openocc_frame_path)
+    sem, flow = _perturbed(gt, rng)
+    p, g = _pcd(sem, flow), _pcd(gt.semantics, gt.flow)
+    valid = g[:, 0].astype(np.int32) != FREE
+
+    def half(a):  # the submission file's float16 depth and flow columns
+        out = a.copy()
+        out[:, 1:] = out[:, 1:].astype(np.float16).astype(np.float32)
+        return out
+
+    full, quant = RayFlowMetric(mave="all-valid-rays"), RayFlowMetric(mave="all-valid-rays", fp16=True)
+    for m in (full, quant):
+        m.update(sem, gt.semantics, ORIGINS, flow, gt.flow)
+    r, r32 = quant.compute(), full.compute()
+    ave = mave_reference([half(p[valid])], [half(g[valid])], "all-valid-rays")
+    assert r["mAVE"] == pytest.approx(float(np.nanmean(ave)), rel=1e-6)
+    assert r["mAVE"] != r32["mAVE"]  # the quantisation is applied, not only named
+    iou = calc_rayiou([half(p[valid])[:, :2]], [half(g[valid])[:, :2]], n_classes=FREE + 1)
+    np.testing.assert_array_equal(np.array(r["iou_matrix"]), iou)
+
+
 def test_perfect_flow_has_zero_mave_and_fp16_is_named(openocc_frame_path):
     gt = load_openocc(openocc_frame_path)
     m = RayFlowMetric(fp16=True)
