@@ -105,7 +105,7 @@ def test_bad_prediction_names_the_file(tmp_path, occ_root, capsys):
     assert f"pred/{tokens[1]}.npz" in out and "integer label array, got dtype float32" in out
 
 
-def test_unknown_protocol_or_mask_is_refused(tmp_path, occ_root):
+def test_unknown_protocol_or_mask_is_refused(tmp_path, occ_root, capsys):
     root, tokens, frames, preds = occ_root
     _write_preds(tmp_path / "pred", preds)
     for kind, protocol in (("occ", "strict"), ("ray", "tp@2m"), ("flow", "occworld"), ("forecast", "devkit")):
@@ -114,6 +114,9 @@ def test_unknown_protocol_or_mask_is_refused(tmp_path, occ_root):
     # RayIoU has no visibility mask: asking for one must not silently score without it.
     with pytest.raises(SystemExit, match="--mask applies to occ only"):
         evaluate("ray", tmp_path / "pred", root, mask="camera")
+    with pytest.raises(SystemExit):  # Occ3D labels carry no flow: said before reading predictions
+        evaluate("flow", tmp_path / "pred", root)
+    assert "occ3d ground truth has no flow" in capsys.readouterr().out.replace("\n", "")
     with pytest.raises(SystemExit, match="not a torch device"):
         evaluate("occ", tmp_path / "pred", root, device="gpu0")
     report = evaluate("occ", tmp_path / "pred", root, protocol="devkit", mask="lidar")

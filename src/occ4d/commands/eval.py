@@ -220,6 +220,9 @@ def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
                                  "not a bare folder of labels")
     first = load_frame(records[0])
     vocab, grid = first.vocab, first.grid
+    if flow and first.flow is None:  # before any prediction is read: the ground truth is the problem
+        raise DataError(records[0].path, f"{records[0].fmt} ground truth has no flow; the flow evaluation "
+                                         "needs OpenOcc v2 labels")
     if flow:
         variant = args.protocol or "tp@2m"
         fp16 = variant.endswith("-fp16")
