@@ -77,3 +77,28 @@ def test_empty_and_missing_runs(tmp_path):
     (tmp_path / "bad" / "config.json").write_text("{nope")
     with pytest.raises(DataError, match="config.json: not valid JSON"):
         build_report(tmp_path / "bad")
+
+
+def test_forecast_pairs_in_the_run_folder_are_compared(tmp_path):
+    """``occ4d forecast --save RUN/samples`` writes RUN/samples/{pred,gt}/<window>.npz."""
+    root = make_run(tmp_path / "run", with_partial_line=False)
+    gt = np.full((3, 200, 200, 16), OCC3D_VOCAB.free, np.uint8)
+    gt[:, 100:104, 90:95, 1:4] = Occ3D.CAR
+    pred = gt.copy()
+    pred[2, 100:104, 90:95, 1:4] = Occ3D.BUS  # the last forecast frame has the wrong class
+    traj = np.array([[-1.5, 0.0, 0.0], [0.0, 0, 0], [1.5, 0, 0]])
+    save_clip(root / "samples" / "gt" / "w0.npz", gt, traj, current=1)
+    save_clip(root / "samples" / "pred" / "w0.npz", pred, traj, current=1)
+    run = read_run(root)
+    assert run.pairs == [(root / "samples" / "gt" / "w0.npz", root / "samples" / "pred" / "w0.npz")]
+    assert [p.name for p in run.clips] == ["forecast.npz"]  # the pair is not shown twice
+    page = build_report(root)
+    assert "samples/pred/w0.npz (3 frames, mean frame mIoU" in page
+    gifs = re.findall(r'src="data:image/gif;base64,([^"]+)"', page)
+    assert len(gifs) == 2  # the comparison and the lone clip file
+    from occ4d.vis.video import read_video
+
+    out = tmp_path / "cmp.gif"
+    out.write_bytes(base64.b64decode(gifs[0]))
+    red = np.all(read_video(out) == (255, 48, 48), axis=-1).sum(axis=(1, 2))
+    assert red[0] == red[1] == 0 and red[2] > 0  # wrong voxels only in the frame that differs

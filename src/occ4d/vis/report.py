@@ -6,6 +6,9 @@ step: ``kind``, ``step``, ``samples``, ``time`` and figures), ``config.json``, c
 ``*.json`` files, pictures, videos and clip files. The report shows the config, metric tables,
 training curves (plotly, its script inlined once), the checkpoints, and the samples, every
 picture and video embedded as a data URI and every clip file rendered as an animated top-down GIF.
+Same-named clip files in ``pred/`` and ``gt/`` folders (what ``occ4d forecast --save RUN/samples``
+writes) are shown as one ground truth | prediction | error GIF with each frame's mIoU, and so is
+every :class:`ModelSample` the caller passes (``occ4d report`` runs the run's model for them).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import html
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from occ4d.core.errors import DataError
+from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
 from occ4d.io.atomic import write_text
 
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
@@ -41,6 +47,26 @@ class RunContents:
     metric_files: dict[str, dict] = field(default_factory=dict)
     media: list[Path] = field(default_factory=list)
     clips: list[Path] = field(default_factory=list)
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)  # (ground truth, prediction) clip files
+
+
+@dataclass(frozen=True)
+class ModelSample:
+    """A model's output beside its ground truth for the report: (T, X, Y, Z) uint8 grids.
+
+    ``trajectory`` (T, 3) is relative to frame ``current`` (DESIGN); ``mask`` (T, X, Y, Z) bool
+    restricts what the error panel and the mIoU judge (Occ3D's camera mask, PROTOCOLS §3.1).
+    """
+
+    name: str
+    gt: np.ndarray
+    pred: np.ndarray
+    trajectory: np.ndarray | None = None
+    hz: float = 2.0
+    current: int = 0
+    mask: np.ndarray | None = None
+    vocab: Vocabulary = OCC3D_VOCAB
+    grid: GridSpec = OCC3D
 
 
 def _read_json(path: Path):
@@ -59,7 +85,7 @@ def _is_clip(path: Path) -> bool:
 
 
 def read_run(run_dir: str | os.PathLike) -> RunContents:
-    """Collect a run folder's logs, config, checkpoints, metric files and samples (two levels deep)."""
+    """Collect a run folder's logs, config, checkpoints, metric files and samples (three levels deep)."""
     root = Path(run_dir)
     if not root.is_dir():
         raise DataError(root, "run folder not found")
@@ -80,8 +106,16 @@ def read_run(run_dir: str | os.PathLike) -> RunContents:
                 run.bad_lines.append(i)
     if (root / "config.json").is_file():
         run.config = _read_json(root / "config.json")
-    files = sorted(p for p in [*root.glob("*"), *root.glob("*/*")] if p.is_file())
+    files = sorted(p for p in [*root.glob("*"), *root.glob("*/*"), *root.glob("*/*/*")] if p.is_file())
+    paired = set()
+    for p in files:  # occ4d forecast --save DIR writes DIR/pred/<name>.npz and DIR/gt/<name>.npz
+        gt = p.parent.parent / "gt" / p.name
+        if p.parent.name == "pred" and p.suffix == ".npz" and gt.is_file() and _is_clip(p) and _is_clip(gt):
+            run.pairs.append((gt, p))
+            paired.update((gt, p))
     for p in files:
+        if p in paired:
+            continue
         rel = p.relative_to(root)
         suffix = p.suffix.lower()
         if p.name.startswith("."):
@@ -194,6 +228,46 @@ def clip_html(path: Path, root: Path, scale: int = 2) -> str:
     return f'<figure><img alt="{rel}" src="{uri}"><figcaption>{caption}</figcaption></figure>'
 
 
+def sample_html(sample: ModelSample, scale: int = 2) -> str:
+    """A model sample as a figure: a GT | prediction | error picture (one frame) or GIF (a clip),
+    each frame captioned with its mIoU, and the clip's mean frame mIoU in the caption."""
+    from occ4d.vis.compare import compare_image, frame_miou
+    from occ4d.vis.topdown import png_bytes
+    from occ4d.vis.video import clip_frames, gif_bytes
+
+    gt, pred = np.asarray(sample.gt), np.asarray(sample.pred)
+    if gt.shape != pred.shape or gt.ndim != 4:
+        raise ValueError(f"sample {sample.name!r}: ground truth {gt.shape} and prediction {pred.shape} "
+                         "must be equal (T, X, Y, Z) clips")
+    masks = [None] * len(gt) if sample.mask is None else list(np.asarray(sample.mask).astype(bool))
+    mious = [frame_miou(g, p, sample.vocab, sample.grid, m) for g, p, m in zip(gt, pred, masks, strict=True)]
+    if len(gt) == 1:
+        pic = compare_image(gt[0], pred[0], sample.vocab, sample.grid, masks[0], scale=scale,
+                            title=sample.name)
+        uri = data_uri(png_bytes(pic), "image/png")
+    else:
+        frames = clip_frames(pred, sample.vocab, sample.grid, sample.trajectory, sample.hz, sample.current,
+                             scale=scale, gt=gt, mask=sample.mask, title=sample.name)
+        uri = data_uri(gif_bytes(frames, sample.hz), "image/gif")
+    shown = [m for m in mious if not math.isnan(m)]
+    mean = f"{np.mean(shown):.2f} %" if shown else "n/a"
+    name = html.escape(sample.name)
+    caption = f"{name} ({len(gt)} frame{'s' if len(gt) > 1 else ''}, mean frame mIoU {mean})"
+    return f'<figure><img alt="{name}" src="{uri}"><figcaption>{caption}</figcaption></figure>'
+
+
+def pair_sample(gt_path: Path, pred_path: Path, root: Path) -> ModelSample:
+    """A ground-truth and a prediction clip file of the same window as a :class:`ModelSample`."""
+    from occ4d.io.clipfile import load_clip
+
+    gt, pred = load_clip(gt_path), load_clip(pred_path)
+    if gt.semantics.shape != pred.semantics.shape:
+        raise DataError(pred_path, f"clip {pred.semantics.shape} differs from its ground truth "
+                                   f"{gt_path} {gt.semantics.shape}")
+    return ModelSample(str(pred_path.relative_to(root)), gt.semantics, pred.semantics, gt.trajectory.xyyaw,
+                       gt.hz, gt.current, gt.mask_camera, gt.vocab, gt.grid)
+
+
 _STYLE = """
 body { font: 14px/1.45 sans-serif; margin: 24px auto; max-width: 1200px; color: #222; padding: 0 16px; }
 h1 { font-size: 22px; }
@@ -209,8 +283,13 @@ figcaption { font-size: 12px; color: #555; } .note { color: #a40; }
 
 
 def build_report(run_dir: str | os.PathLike, max_media: int = 12, max_clips: int = 4,
-                 title: str | None = None) -> str:
-    """The report page of a run folder as one HTML string (see the module docstring)."""
+                 title: str | None = None, samples: Sequence[ModelSample] = (),
+                 notes: Sequence[str] = ()) -> str:
+    """The report page of a run folder as one HTML string (see the module docstring).
+
+    ``samples`` are shown first under "Samples"; ``notes`` are remarks printed with them (for
+    example why no model sample could be made).
+    """
     import plotly.offline
 
     run = read_run(run_dir)
@@ -243,12 +322,17 @@ def build_report(run_dir: str | os.PathLike, max_media: int = 12, max_clips: int
     if divs:
         parts.append("<h2>Training curves</h2><div class='curves'>" + "".join(divs) + "</div>")
 
-    if run.media or run.clips:
-        parts.append("<h2>Samples</h2><div class='media'>")
+    if run.media or run.clips or run.pairs or samples or notes:
+        parts.append("<h2>Samples</h2>")
+        parts.extend(f'<p class="note">{html.escape(n)}</p>' for n in notes)
+        parts.append("<div class='media'>")
+        parts.extend(sample_html(s) for s in samples)
+        parts.extend(sample_html(pair_sample(g, p, run.root)) for g, p in run.pairs[:max_clips])
         parts.extend(media_html(p, run.root) for p in run.media[:max_media])
         parts.extend(clip_html(p, run.root) for p in run.clips[:max_clips])
         parts.append("</div>")
-        skipped = max(len(run.media) - max_media, 0) + max(len(run.clips) - max_clips, 0)
+        skipped = (max(len(run.media) - max_media, 0) + max(len(run.clips) - max_clips, 0)
+                   + max(len(run.pairs) - max_clips, 0))
         if skipped:
             parts.append(f'<p class="note">{skipped} more sample file(s) not shown.</p>')
 
