@@ -108,6 +108,12 @@ def test_render_clip_folders(occ3d_frame_path, tmp_path):
 def test_render_errors(occ3d_frame_path, tmp_path):
     with pytest.raises(SystemExit, match="--out must end in"):
         main(["render", str(occ3d_frame_path), "--out", str(tmp_path / "x.bmp")])
+    clip = tmp_path / "clip.npz"
+    sem = load_labels(occ3d_frame_path).semantics
+    save_clip(clip, np.stack([sem, sem]), np.zeros((2, 3)))
+    mismatch = r"clip.npz: prediction has 2 frames and the ground truth \S+labels.npz has 1"
+    with pytest.raises(SystemExit, match=mismatch):
+        main(["render", str(clip), "--gt", str(occ3d_frame_path), "--out", str(tmp_path / "x.png")])
     with pytest.raises(SystemExit, match="no such file or folder"):
         main(["render", str(tmp_path / "absent.npz"), "--out", str(tmp_path / "x.png")])
     bad = tmp_path / "bad.npz"

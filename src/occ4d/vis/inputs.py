@@ -42,6 +42,7 @@ class Sequence:
     current: int = 0
     tokens: list[str] = field(default_factory=list)
     name: str = ""
+    source: str = ""  # the file or folder it was read from, for error messages
 
     def __len__(self) -> int:
         return len(self.semantics)
@@ -55,7 +56,7 @@ class Sequence:
             traj = Trajectory(self.trajectory[idx], self.hz).rebased(current).xyyaw
         return Sequence(self.semantics[idx], self.vocab, self.grid,
                         None if self.mask_camera is None else self.mask_camera[idx], traj, self.hz, current,
-                        [self.tokens[i] for i in idx] if self.tokens else [], self.name)
+                        [self.tokens[i] for i in idx] if self.tokens else [], self.name, self.source)
 
 
 def _is_clip_file(path: Path) -> bool:
@@ -152,6 +153,12 @@ def load_sequence(path: str | Path, scene: str | None = None, order: list[str] |
     ground truth's).
     """
     path = Path(path)
+    seq = _load(path, scene, order)
+    seq.source = str(path)
+    return seq
+
+
+def _load(path: Path, scene: str | None, order: list[str] | None) -> Sequence:
     if path.is_file():
         return _single_file(path)
     if not path.is_dir():
@@ -170,8 +177,9 @@ def load_sequence(path: str | Path, scene: str | None = None, order: list[str] |
 def pair(pred: Sequence, gt: Sequence) -> tuple[Sequence, Sequence]:
     """Align a prediction with its ground truth: by token when they share tokens, else by position."""
     if pred.grid != gt.grid or pred.semantics.shape[1:] != gt.semantics.shape[1:]:
-        raise DataError(pred.name, f"prediction grid {pred.semantics.shape[1:]} differs from the ground "
-                                   f"truth's {gt.semantics.shape[1:]}")
+        raise DataError(pred.source or pred.name, f"prediction grid {pred.semantics.shape[1:]} differs from "
+                                                  f"the ground truth's {gt.semantics.shape[1:]} "
+                                                  f"({gt.source})")
     shared = [t for t in gt.tokens if t in set(pred.tokens)]
     if shared and (len(shared) < len(gt) or len(shared) < len(pred)):
         gt = gt.select([gt.tokens.index(t) for t in shared])
@@ -179,8 +187,9 @@ def pair(pred: Sequence, gt: Sequence) -> tuple[Sequence, Sequence]:
     elif shared:
         pred = pred.select([pred.tokens.index(t) for t in gt.tokens])
     elif len(pred) != len(gt):
-        raise DataError(pred.name, f"prediction has {len(pred)} frames and the ground truth {len(gt)}, "
-                                   "and they share no tokens to pair them by")
+        raise DataError(pred.source or pred.name, f"prediction has {len(pred)} frames and the ground truth "
+                                                  f"{gt.source} has {len(gt)}, and they share no tokens to "
+                                                  "pair them by")
     if pred.trajectory is None and gt.trajectory is not None:
         pred.trajectory, pred.current = gt.trajectory, gt.current
     return pred, gt
