@@ -23,12 +23,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = ap.parse_args()
 
-    try:
-        from occ4d.synth import generate
-    except ImportError:  # the package root may not re-export it; the world module always has it
-        from occ4d.synth.world import generate
     from occ4d.core.trajectory import Trajectory
     from occ4d.io.atomic import write_bytes
+    from occ4d.synth import generate
     from occ4d.vis.inputs import load_sequence
     from occ4d.vis.layout import titled
     from occ4d.vis.topdown import png_bytes
