@@ -16,14 +16,15 @@ def test_demo_end_to_end(tmp_path, capsys):
           "--budget", "0.003", "--steps", "2", "--gen-frames", "4"])
     text = capsys.readouterr().out
     assert "class histogram" in text
-    assert "copy-last: 1 windows" in text and "ego-warp: 1 windows" in text
+    assert all(f"{name}: 1 windows" in text for name in ("copy-last", "ego-warp", "motion-warp"))
     pngs = sorted((tmp_path / "pictures").glob("*.png"))
     assert len(pngs) == 2
     gif = next((tmp_path / "pictures").glob("*.gif"))
     frames = read_video(gif)
     assert len(frames) == 10 and frames.std() > 10  # ten keyframes, not blank
     html = (tmp_path / "viewer.html").read_text()
-    assert "ego-warp forecast" in html and "diffusion forecaster forecast" in html and len(html) > 100_000
+    assert "ego-warp forecast" in html and "motion-warp forecast" in html
+    assert "diffusion forecaster forecast" in html and len(html) > 100_000
     assert (tmp_path / "world" / "occ4d_infos_temporal_val.pkl").is_file()
     # three trained runs, each with its final checkpoint
     for run in ("tiny-vae", "tiny-forecaster-warp", "tiny-generator"):
@@ -49,7 +50,8 @@ def test_demo_without_training_runs_the_baselines_only(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "[4/4] writing the interactive viewer" in text and "training the tiny" not in text
     assert not (tmp_path / "runs").exists()
-    assert "ego-warp forecast" in (tmp_path / "viewer.html").read_text()
+    html = (tmp_path / "viewer.html").read_text()
+    assert "ego-warp forecast" in html and "motion-warp forecast" in html
 
 
 def test_demo_refuses_too_few_frames(tmp_path):

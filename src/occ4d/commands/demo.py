@@ -2,7 +2,7 @@
 
 1. synthesize a small world in the Occ3D layout and print its summary;
 2. write top-down pictures of one validation scene (PNGs and a GIF with the ego path);
-3. forecast its windows with the copy-last and ego-warp baselines and print the OccWorld
+3. forecast its windows with the copy-last, ego-warp and motion-warp baselines and print the OccWorld
    protocol tables (1 s / 2 s / 3 s / avg, mIoU and IoU);
 4. train the tiny tokenizer (KL-VAE) and, on its latents, the tiny diffusion forecaster (with
    its full-resolution ego-warp skip) and generator, each with ``budget`` x its preset's sample
@@ -83,7 +83,7 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
           "(OccWorld protocol, GT trajectory)")
     windows = ClipDataset(val, past=past, future=future, stride=1, with_masks=False)
     forecasters = {}
-    for name in ("copy-last", "ego-warp"):
+    for name in ("copy-last", "ego-warp", "motion-warp"):
         model, p, f, _ = load_forecaster(name, past=past, future=future)
         with torch.no_grad():
             result = run_forecast(model, windows, past=p, future=f, traj="gt", progress=False)
