@@ -85,6 +85,10 @@ def _render(input, out, suffix, view, style, mask, mask_mode, gt, scene, frame, 
         if not -len(seq) <= frame < len(seq):
             raise DataError(input, f"--frame {frame} outside 0..{len(seq) - 1}")
         keep = [frame % len(seq)]
+        if len(seq) > 1:  # say which moment of the clip the picture shows
+            from occ4d.vis.video import time_label
+
+            name = f"{name}   {time_label(keep[0], len(seq), seq.current, seq.hz)}".strip()
         seq = seq.select(keep)
         truth = truth.select(keep) if truth is not None else None
         masks = masks[keep] if masks is not None else None

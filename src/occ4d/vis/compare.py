@@ -136,7 +136,9 @@ def compare_image(gt: np.ndarray, pred: np.ndarray, vocab: Vocabulary = OCC3D_VO
         raise ValueError(f"mode must be 'topdown' or '3d', got {mode!r}")
     names = ["ground truth", "prediction", "error (green correct, red wrong)"]
     row = hstack([titled(p, n) for p, n in zip(panels, names, strict=True)])
-    text = caption(gt, pred, vocab, grid, mask, prefix=f"{title} | " if title else "")
+    text = caption(gt, pred, vocab, grid, mask)
+    if title:  # on its own line: at 1-2 pixels per voxel one line would run off the picture
+        text = f"{title}\n{text}"
     return vstack([row, text_bar(row.shape[1], text, 15)], gap=0)
 
 
