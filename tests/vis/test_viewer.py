@@ -142,6 +142,8 @@ class Chromium:
     def close(self) -> None:
         try:
             self.send("Browser.close", timeout=10)
+        except (RuntimeError, TimeoutError, OSError):
+            pass  # it may close the pipe before it replies; it is killed below if still running
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
