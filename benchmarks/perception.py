@@ -9,6 +9,8 @@ it with ``occ4d train perception --preset tiny --data DIR --out RUN``. Tables:
 1. rendering: seconds per keyframe (six cameras) by image width, on one synthetic keyframe;
 2. quality on DIR's val split: Occ3D mIoU (camera mask, devkit) and RayIoU of the run, and of
    the per-voxel most-frequent class of the training split (the baseline to beat);
+   per class: IoU (camera mask) and RayIoU (mean over its thresholds) of both, and the number
+   of ground-truth rays of each class;
 3. forecasting (OccWorld protocol, GT trajectory): copy-last with ground-truth history and with
    history predicted from the cameras, and ``--forecaster RUN`` both ways when given;
 4. cost per preset as OccStudio reports it: parameters, forward GFLOPs (torch.utils.flop_counter,
@@ -53,8 +55,8 @@ def render_table(widths: list[int], seed: int = 0) -> list[tuple]:
     return rows
 
 
-def quality(data: Path, run: Path, device: str, pred_dir: Path) -> tuple[dict, dict, int]:
-    """(run results, baseline results, val frames) on the val split."""
+def quality(data: Path, run: Path, device: str, pred_dir: Path) -> tuple[dict, dict, int, list[tuple]]:
+    """(run results, baseline results, val frames, per-class rows) on the val split."""
     from occ4d.data.index import load_frame, load_index
     from occ4d.metrics import Occ3DMIoU, RayIoU
     from occ4d.train.perception import _origins, dataset, most_frequent_grid, perception_scores
@@ -63,7 +65,7 @@ def quality(data: Path, run: Path, device: str, pred_dir: Path) -> tuple[dict, d
     model, cfg, _ = load_model(run, device=device)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), max_val_samples=0))
     val = dataset(cfg, cfg.data.val_split)
-    ours, _ = perception_scores(model, val, cfg, torch.device(device), save=pred_dir)
+    ours, full = perception_scores(model, val, cfg, torch.device(device), save=pred_dir)
     base = most_frequent_grid(load_index(data, cfg.data.train_split))
     miou, ray = Occ3DMIoU(mask="camera"), RayIoU()
     origins = _origins(val)
@@ -75,7 +77,17 @@ def quality(data: Path, run: Path, device: str, pred_dir: Path) -> tuple[dict, d
     baseline = {"mIoU": m["mIoU"], "IoU": m["IoU_geometry"], "RayIoU": 100 * rr["RayIoU"],
                 "RayIoU@1": 100 * rr["RayIoU@1"], "RayIoU@2": 100 * rr["RayIoU@2"],
                 "RayIoU@4": 100 * rr["RayIoU@4"]}
-    return ours, baseline, len(val)
+    rows = []
+    for name, iou in full["camera"]["per_class"].items():
+        rays = [_mean(r["per_class"][name].values()) for r in (full["ray"], rr)]
+        rows.append((name, f"{iou:.2f}", f"{m['per_class'][name]:.2f}", *(f"{100 * v:.2f}" for v in rays),
+                     rr["gt_rays"][name]))
+    return ours, baseline, len(val), rows
+
+
+def _mean(values) -> float:
+    v = [x for x in values if not np.isnan(x)]
+    return sum(v) / len(v) if v else float("nan")
 
 
 def forecast_rows(data: Path, run: Path, pred_dir: Path, forecaster: str, device: str) -> list[tuple]:
@@ -187,6 +199,8 @@ def main() -> None:
     ap.add_argument("--fps-presets", nargs="*", default=["tiny"],
                     help="presets to time (the rest: FLOPs only)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--no-forecast", action="store_true",
+                    help="stop after the quality tables (no forecasting or cost tables)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -195,11 +209,16 @@ def main() -> None:
          ("image", "s/keyframe", "Mpix/s"), render_table(args.widths))
     if args.data and args.run:
         with tempfile.TemporaryDirectory() as tmp:
-            ours, base, n = quality(args.data, args.run, args.device, Path(tmp))
+            ours, base, n, per_class = quality(args.data, args.run, args.device, Path(tmp))
             keys = ("mIoU", "IoU", "RayIoU", "RayIoU@1", "RayIoU@2", "RayIoU@4")
             show(f"quality on the val split ({n} keyframes; percent)", ("model", *keys),
                  [("tiny (cameras)", *(f"{ours[k]:.2f}" for k in keys)),
                   ("most frequent class per voxel (train split)", *(f"{base[k]:.2f}" for k in keys))])
+            show("per class on the val split (IoU: camera mask; RayIoU: mean over 1/2/4 m)",
+                 ("class", "IoU tiny", "IoU baseline", "RayIoU tiny", "RayIoU baseline", "GT rays"),
+                 per_class)
+            if args.no_forecast:
+                return
             show("forecasting (OccWorld protocol, GT trajectory, val split)",
                  ("forecaster", "history", "mIoU 1s", "mIoU 2s", "mIoU 3s", "mIoU avg", "IoU avg"),
                  forecast_rows(args.data, args.run, Path(tmp), args.forecaster, args.device))

@@ -1,9 +1,11 @@
 """Camera-to-occupancy perception as a trainable model: presets, data, loss step and evaluation.
 
 Presets (plain data): ``tiny`` trains on the synthetic world's cameras on CPU (320 samples at
-batch 1, 1.8 GFLOPs per forward: 32 minutes measured on a 2-core machine shared with five other
-training jobs); ``r50`` is BEVDetOcc / FlashOcc's ResNet-50 design at 704 x 256 for GPUs
-(200 x 200 BEV, 88 depth bins of 0.5 m from 1 m); ``r50-4d`` adds one past frame (BEVDet4D).
+batch 1, 1.8 GFLOPs per forward: 13 to 32 minutes measured on a 2-core machine shared with five
+other training jobs) and predicts a residual over the per-voxel class prior of the training split,
+which :func:`fit` counts when a run starts (occ4d.models.perception.prior); ``r50`` is
+BEVDetOcc / FlashOcc's ResNet-50 design at 704 x 256 for GPUs (200 x 200 BEV, 88 depth bins of
+0.5 m from 1 m); ``r50-4d`` adds one past frame (BEVDet4D).
 Evaluation scores the validation split with the Occ3D devkit mIoU under the camera mask
 (PROTOCOLS §3.1) and RayIoU (§3.7, origins from each scene's poses), and reports FPS as
 OccStudio does (batch 1, model forward only, data loading excluded).
@@ -36,7 +38,7 @@ _R50_OPTIM = OptimConfig(lr=1e-4, weight_decay=1e-2, total_samples=28_130 * 24, 
                          grad_clip=5.0, ema_decay=0.9999)
 
 PRESETS: dict[str, Preset] = {
-    # CPU: 320 samples, 6 s/step measured on a heavily shared 2-core machine (benchmarks/perception.py).
+    # CPU: 320 samples, 2.4-6 s/step measured on a heavily shared 2-core machine (benchmarks/perception.py).
     "tiny": Preset(
         PerceptionConfig(image_size=(256, 128), resize_range=(0.94, 1.08), crop_jitter=0.5, block="basic",
                          layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), fpn_channels=48, feature_stride=8,
