@@ -1,6 +1,6 @@
 """World-model benchmarks on the synthetic world: forecasting, sampling, controllability, training cost.
 
-    python benchmarks/worldmodels.py --work WORK [--scale 1.0] [--windows 40] [--clips 8]
+    python benchmarks/worldmodels.py --work WORK [--scale 1.0] [--windows 40] [--clips 64]
 
 Everything lives under WORK (made if absent, reused if present): ``synth/`` (24 scenes x 40
 keyframes, seed 0), and the runs ``runs/<name>`` trained through ``occ4d train`` with the tiny
@@ -202,7 +202,15 @@ def real_features(work: Path, extractor, frames: int) -> torch.Tensor:
     return frame_features(extractor, occ)
 
 
-def sampling_table(work: Path, clips: int) -> list[tuple[str, dict]]:
+def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> list[tuple[str, dict]]:
+    """Every sampler draws ``clips`` clips in batches of ``batch``, batch i from seed i, all prompted
+    with the same real validation trajectories; the Fréchet distance pools all their frames.
+
+    With 8 clips the distance of one sampler moved by ~20% between seeds (DDPM-1000 on the tiny
+    generator: 0.0016 / 0.0021 / 0.0024 for seeds 0 / 1 / 2), more than the 5% the goal asks to
+    resolve, so the table also gives each sampler's ratio to DDPM-1000 with a 90% bootstrap
+    interval (clips resampled with replacement, the same draw for both samplers).
+    """
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.metrics.generation import frechet_distance, precision_recall
@@ -213,9 +221,11 @@ def sampling_table(work: Path, clips: int) -> list[tuple[str, dict]]:
     extractor, _, _ = load_model(work / "runs" / "features")
     real = real_features(work, extractor, 200)
     ds = ClipDataset(load_index(work / "synth", "val"), past=cfg.model.frames, future=0, with_masks=False)
-    pick = np.linspace(0, len(ds) - 1, clips).round().astype(int)
+    pick = np.linspace(0, len(ds) - 1, min(batch, clips)).round().astype(int)
     traj = torch.stack([ds[int(i)]["trajectory"] for i in pick]).float()  # real val trajectories as prompts
-    rows = []
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, clips, clips) for _ in range(boots)]
+    rows, feats = [], {}
     for sampler, steps in [
         ("ddpm", 1000),
         ("ddim", 10),
@@ -226,23 +236,31 @@ def sampling_table(work: Path, clips: int) -> list[tuple[str, dict]]:
         ("dpm++", 50),
     ]:
         t0 = time.perf_counter()
-        out = gen.generate(traj, generator=torch.Generator().manual_seed(0), sampler=sampler, steps=steps)
-        sec = (time.perf_counter() - t0) / clips
-        fake = clip_features(extractor, out)
-        p, r = precision_recall(real, fake, 3)
-        rows.append(
-            (
-                f"{sampler} {steps}",
-                {
-                    "seconds_per_clip": sec,
-                    "fd": frechet_distance(real.numpy(), fake.numpy()),
-                    "precision": p,
-                    "recall": r,
-                    "frames": len(fake),
-                },
+        per_clip = []
+        for seed in range((clips + len(pick) - 1) // len(pick)):
+            n = min(len(pick), clips - seed * len(pick))
+            out = gen.generate(
+                traj[:n], generator=torch.Generator().manual_seed(seed), sampler=sampler, steps=steps
             )
-        )
-        print(f"[sampling] {sampler} {steps}: {sec:.1f} s/clip, FD {rows[-1][1]['fd']:.4g}", flush=True)
+            f = clip_features(extractor, out)  # (n * frames, D), clip-major
+            per_clip += list(f.reshape(n, -1, f.shape[-1]))
+        sec = (time.perf_counter() - t0) / clips
+        feats[sampler, steps] = fc = torch.stack(per_clip).numpy()  # (clips, frames, D)
+        fake = fc.reshape(-1, fc.shape[-1])
+        p, r = precision_recall(real, torch.from_numpy(fake), 3)
+        fd = frechet_distance(real.numpy(), fake)
+        row = {"seconds_per_clip": sec, "fd": fd, "precision": p, "recall": r, "frames": len(fake)}
+        if (sampler, steps) != ("ddpm", 1000):
+            ref = feats["ddpm", 1000]
+            ratios = [
+                frechet_distance(real.numpy(), fc[d].reshape(-1, fc.shape[-1]))
+                / frechet_distance(real.numpy(), ref[d].reshape(-1, ref.shape[-1]))
+                for d in draws
+            ]
+            row["ratio"] = fd / rows[0][1]["fd"]
+            row["ratio_90"] = [float(np.percentile(ratios, 5)), float(np.percentile(ratios, 95))]
+        rows.append((f"{sampler} {steps}", row))
+        print(f"[sampling] {sampler} {steps}: {sec:.1f} s/clip, FD {fd:.4g}", flush=True)
     half = real_features(work, extractor, 400)
     rows.append(("real vs real (floor)", {"fd": frechet_distance(half[0::2].numpy(), half[1::2].numpy())}))
     rows.append(("extractor", {"name": extractor_name(extractor)}))
@@ -286,7 +304,9 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="multiplier on the tokenizer/feature budgets")
     ap.add_argument("--wm-scale", type=float, default=1.0, help="multiplier on the world models' budgets")
     ap.add_argument("--windows", type=int, default=40, help="validation windows for the forecast table")
-    ap.add_argument("--clips", type=int, default=8, help="clips per sampler (half per prompt)")
+    ap.add_argument(
+        "--clips", type=int, default=64, help="clips per sampler, in batches of 8 with seeds 0, 1, ..."
+    )
     ap.add_argument(
         "--only", default="", help="comma-separated subset of the tables: forecast,sampling,control"
     )
@@ -321,7 +341,7 @@ def main() -> None:
     if "sampling" in only and {"generator", "features"} <= have:
         results["sampling"] = sampling_table(work, args.clips)
     if "control" in only and "generator" in have:
-        results["control"] = control_table(work, max(2, args.clips // 2), 8)
+        results["control"] = control_table(work, max(2, min(args.clips, 8) // 2), 8)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print_tables(results)
 
@@ -346,15 +366,19 @@ def print_tables(results: dict) -> None:
                 print(f"- {name}: mIoU {gain[0]:+.0f}% avg, {gain[1]:+.0f}% at 3 s over ego-warp")
     if "sampling" in results:
         print("\n## Sampling (tiny generator, 8-frame clips, real val trajectories as prompts)\n")
-        print("| sampler | steps | s/clip | Fréchet distance | precision | recall |")
-        print("|---|---|---|---|---|---|")
+        print("| sampler | steps | s/clip | Fréchet distance | / DDPM-1000 (90% interval) | precision "
+              "| recall |")
+        print("|---|---|---|---|---|---|---|")
         for name, r in results["sampling"]:
             if "seconds_per_clip" in r:
                 s, n = name.split()
-                print(
-                    f"| {s} | {n} | {r['seconds_per_clip']:.2f} | {r['fd']:.4g} | {r['precision']:.2f} "
-                    f"| {r['recall']:.2f} |"
-                )
+                ratio = "1"
+                if "ratio" in r:
+                    ratio = f"{r['ratio']:.3f} ({r['ratio_90'][0]:.3f}-{r['ratio_90'][1]:.3f})"
+                cells = [f"{r['seconds_per_clip']:.2f}", f"{r['fd']:.4g}", ratio, f"{r['precision']:.2f}"]
+                print(f"| {s} | {n} | " + " | ".join(cells) + f" | {r['recall']:.2f} |")
+        frames = results["sampling"][0][1]["frames"]
+        print(f"\n{frames} generated frames per sampler.")
         extra = dict(results["sampling"][-2:])
         print(
             f"\nFloor (two halves of real val frames): {extra['real vs real (floor)']['fd']:.4g}; "
