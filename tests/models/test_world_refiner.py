@@ -20,6 +20,7 @@ from occ4d.models.world import (
     OccForecaster,
     RefinerConfig,
     WarpRefiner,
+    warp_grid,
     warp_history,
 )
 from occ4d.models.world.embed import rebase_traj
@@ -266,3 +267,21 @@ def test_column_embedding_matches_embedding_bag():
     out.backward(grad)
     expect.backward(grad)
     assert torch.allclose(out, expect) and torch.allclose(w.grad, ref.grad, atol=1e-5)
+
+
+def test_unseen_region_refiner_corrects_only_what_the_current_frame_did_not_see():
+    occ, traj = clip(3)
+    torch.manual_seed(0)
+    cfg = RefinerConfig(**SMALL, latent=False, region="unseen")
+    ref = WarpRefiner(cfg)
+    torch.nn.init.normal_(ref.head.weight)  # a "trained" head that corrects everywhere it may
+    logits = ref(occ[:, :4], traj)  # (B, F, X, Y, Z, C)
+    prior = EgoWarp(grid=GRID).forecast(occ[:, :4], traj)
+    ones = torch.ones(2 * 6, *SHAPE[:2], 1, dtype=torch.uint8)
+    seen = warp_grid(ones, traj[:, 4:].reshape(-1, 3), grid=GRID, fill=0)[..., 0].bool()
+    seen = seen.reshape(2, 6, *SHAPE[:2])
+    onehot = torch.nn.functional.one_hot(prior.long(), 18).float() * cfg.prior_scale
+    assert torch.equal(logits[seen], onehot[seen])  # seen columns: exactly the prior
+    assert (~seen).any() and not torch.equal(logits[~seen], onehot[~seen])
+    with pytest.raises(ValueError, match="region"):
+        RefinerConfig(region="moving")

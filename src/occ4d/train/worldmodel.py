@@ -63,6 +63,7 @@ class WorldModelConfig:
     refine_frames: int = 2  # future frames per clip the refiner trains on (0: all six)
     refine_base: Literal["ego-warp", "motion-warp"] = "ego-warp"  # the prior the refiner corrects
     refine_balanced: bool = False  # class-balanced cross-entropy for the refiner
+    refine_region: Literal["all", "unseen"] = "all"  # where the refiner may correct its prior
     # planner
     planner_channels: int = 32
     planner_levels: int = 4
@@ -290,6 +291,7 @@ def build(cfg: WorldModelConfig) -> nn.Module:
             train_frames=cfg.refine_frames,
             base=cfg.refine_base,
             balanced=cfg.refine_balanced,
+            region=cfg.refine_region,
         )
     return OccForecaster(
         ForecasterConfig(

@@ -42,6 +42,7 @@ from occ4d.models.world.embed import rebase_traj
 from occ4d.models.world.motion import MotionWarp
 
 BASES = ("ego-warp", "motion-warp")
+REGIONS = ("all", "unseen")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,10 @@ class RefinerConfig:
     net's corrections, which are in units of it);
     ``train_frames``: how many future frames (drawn per step) it trains on, which cuts its
     cost per clip (0: all); ``base``: the prior it corrects, one of ``BASES``; ``balanced``: train
-    with ENet-style class weights (rare classes count more, as mIoU weighs every class the same).
+    with ENet-style class weights (rare classes count more, as mIoU weighs every class the same);
+    ``region``: where the net may correct the prior, ``"all"`` columns or only the ``"unseen"``
+    ones (outside the current frame's grid once warped to frame k), where the prior knows nothing;
+    elsewhere the forecast is the prior itself.
     """
 
     num_classes: int = 18
@@ -70,8 +74,11 @@ class RefinerConfig:
     train_frames: int = 2
     base: str = "ego-warp"
     balanced: bool = False
+    region: str = "all"
 
     def __post_init__(self) -> None:
+        if self.region not in REGIONS:
+            raise ValueError(f"region must be one of {REGIONS}, got {self.region!r}")
         if self.base not in BASES:
             raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
         if self.embed < 1:
@@ -298,6 +305,8 @@ class WarpRefiner(nn.Module):
             h = up(torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="nearest"), skip], dim=1))
         delta = self.head(rearrange(h[:, :, :nx, :ny], "n c x y -> n x y c"))  # (B*K, X, Y, Z*C)
         delta = delta.reshape(b, k, nx, ny, nz, cfg.num_classes)
+        if cfg.region == "unseen":  # only where the current frame, warped to frame k, saw nothing
+            delta = delta * (~inside[:, :, -1])[..., None, None].to(delta.dtype)
         prior = prior.reshape(b, k, nx, ny, nz, 1)
         # Corrections in units of the prior: Adam moves each weight by about lr per step whatever
         # the scale, so a head output of ~1 flips a voxel after as many steps at any prior_scale.
