@@ -32,7 +32,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     # baselines and the trained forecaster: protocol tables of real numbers in range
     rows = [line.split() for line in text.splitlines() if line.startswith(("mIoU", "IoU"))]
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
-    assert vals.shape == (6, 4) and np.all((vals >= 0) & (vals <= 100))
+    assert vals.shape == (8, 4) and np.all((vals >= 0) & (vals <= 100))  # 3 baselines + the model
     assert "diffusion forecaster (tiny-forecaster-warp at 0.003 x budget): 1 windows" in text
     # one generated clip per prompt, with the control error with and without the condition
     table = text[text.index("prompt      error with trajectory"):].splitlines()[1:5]
