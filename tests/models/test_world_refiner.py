@@ -285,3 +285,23 @@ def test_unseen_region_refiner_corrects_only_what_the_current_frame_did_not_see(
     assert (~seen).any() and not torch.equal(logits[~seen], onehot[~seen])
     with pytest.raises(ValueError, match="region"):
         RefinerConfig(region="moving")
+
+
+def test_motion_preset_builds_with_its_prior_and_region_and_trains(monkeypatch):
+    import tyro
+
+    from occ4d.commands.train import TrainArgs, build_config
+    from occ4d.train import worldmodel
+
+    occ, traj = clip(1)
+    monkeypatch.setattr(worldmodel, "_load_tokenizer", lambda path: tokenizer())
+    argv = ["worldmodel", "--preset", "tiny-forecaster-motion", "--data", "d", "--out", "o"]
+    cfg = build_config("worldmodel", tyro.cli(TrainArgs, args=argv)).model
+    assert (cfg.refine_base, cfg.refine_region, cfg.refine_balanced) == ("motion-warp", "unseen", False)
+    small = dataclasses.replace(cfg, depth=1, hidden=24, heads=2, refine_embed=4, refine_channels=(8, 8))
+    model = worldmodel.build(small)
+    rc = model.refiner.config
+    assert (rc.base, rc.region) == ("motion-warp", "unseen") and model.refiner.motion is not None
+    loss, stats = model(occ, traj, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert math.isfinite(stats["refine_ce"]) and model.refiner.head.weight.grad.abs().sum() > 0
