@@ -20,6 +20,8 @@ from occ4d.core.vocab import OCC3D_VOCAB
 from occ4d.io.occ3d import load_labels, save_labels
 from occ4d.vis.compare import frame_miou
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
+
 FREE = OCC3D_VOCAB.free
 
 
@@ -34,15 +36,6 @@ def dataset(occ3d_frame_path, tmp_path):
                           mask_lidar=base.mask_lidar))
     (root / "annotations.json").write_text(json.dumps({"train_split": [], "val_split": ["scene-0000"]}))
     return root
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine a second one mostly waits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tokenizer_run(run, root):

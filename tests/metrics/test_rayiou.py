@@ -253,16 +253,7 @@ def test_scoring_matches_calc_rayiou_on_real_frames(occ3d_frame_paths, rng):
     assert r["RayIoU@2"] == float(np.nanmean(ref[1]))
 
 
-@pytest.fixture
-def one_torch_thread():
-    # Small torch CPU ops contend badly for 2 shared cores; one thread is ~10x faster there.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_torch_path_equals_numba_on_real_frames(occ3d_frame_paths, one_torch_thread):
+def test_torch_path_equals_numba_on_real_frames(occ3d_frame_paths, one_thread):
     origins = np.array([LIDAR[0], [-20.0, 10.0, 2.2]])
     for p in occ3d_frame_paths:
         sem = load_labels(p).semantics

@@ -13,13 +13,7 @@ from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, balanced_clas
 from occ4d.models.tokenizers.tokenizer import random_crop
 from occ4d.train.tokenizer import PRESETS
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
 
 
 def narrow(cfg: TokenizerConfig, **kw) -> TokenizerConfig:

@@ -25,20 +25,13 @@ from occ4d.models.world import (
 )
 from occ4d.models.world.embed import rebase_traj
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
+
 FREE = int(Occ3D.FREE)
 CAR = int(Occ3D.CAR)
 SHAPE = (16, 16, 4)
 GRID = GridSpec("test", SHAPE, (0.4, 0.4, 0.4), (-3.2, -3.2, -1.0))
 SMALL = dict(grid=GRID, channels=(8, 8, 8), embed=4, mid_blocks=1)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors on a shared CPU: a second intra-op thread only waits for the first."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def clip(seed: int = 0, batch: int = 2):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from occ4d.core.frame import Frame
 from occ4d.core.vocab import Occ3D
@@ -51,10 +50,5 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these models are tiny, and on a shared 2-core machine a second
-    thread mostly waits for the other processes (measured: 3 s vs 0.05 s per step)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every engine test runs on one torch thread (tests/conftest.py)."""
