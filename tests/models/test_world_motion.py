@@ -117,7 +117,12 @@ def test_refiner_over_motion_warp_starts_as_motion_warp():
     past, traj = scene([10, 12, 14, 16])
     occ, tr = torch.from_numpy(past)[None], torch.from_numpy(traj)[None].float()
     logits = ref(occ, tr)
-    assert torch.equal(logits.argmax(-1).to(torch.uint8), MotionWarp(grid=GRID).forecast(occ, tr))
+    moved = MotionWarp(grid=GRID).forecast(occ, tr)
+    assert torch.equal(logits.argmax(-1).to(torch.uint8), moved)
+    # a prior the caller computed once (a frame-by-frame forecast) gives the same logits
+    assert torch.equal(ref(occ, tr, torch.tensor([2]), prior=moved[:, [2]]), logits[:, [2]])
+    with pytest.raises(ValueError, match="prior must be"):
+        ref(occ, tr, torch.tensor([2]), prior=moved)
     # the net reads the prior: with a trained (here random) head, another prior changes the corrections
     torch.nn.init.normal_(ref.head.weight)
     delta = ref(occ, tr) / cfg.prior_scale

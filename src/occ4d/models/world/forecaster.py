@@ -195,10 +195,13 @@ class OccForecaster(nn.Module):
             if self.codec.frames_per_latent == 1
             else [torch.arange(f, device=dev)]
         )
+        traj = traj.float()
+        prior = self.refiner.prior(past_occ, traj, torch.arange(f, device=dev))  # once for all frames
         out = []
         for steps in chunks:
             probs = self._future_probs(z, steps) if z is not None else None
-            out.append(self.refiner(past_occ, traj.float(), steps, probs).argmax(-1).to(torch.uint8))
+            logits = self.refiner(past_occ, traj, steps, probs, prior=prior[:, steps])
+            out.append(logits.argmax(-1).to(torch.uint8))
         return torch.cat(out, dim=1)
 
     @torch.no_grad()

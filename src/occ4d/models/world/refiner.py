@@ -263,9 +263,12 @@ class WarpRefiner(nn.Module):
         traj: torch.Tensor,
         steps: torch.Tensor | None = None,
         latent_probs: torch.Tensor | None = None,
+        prior: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """past_occ (B, P, X, Y, Z) ids; traj (B, P + F, 3); steps (K,) future indices (default all);
-        latent_probs (B, K, X, Y, Z, C) when ``config.latent``. Returns logits (B, K, X, Y, Z, C)."""
+        latent_probs (B, K, X, Y, Z, C) when ``config.latent``; ``prior`` (B, K, X, Y, Z), the
+        :meth:`prior` of these steps when the caller already has it (motion-warp tracks the whole
+        history, so a forecast made frame by frame computes it once). Returns logits (B, K, X, Y, Z, C)."""
         cfg = self.config
         if steps is None:
             steps = torch.arange(cfg.future, device=past_occ.device)
@@ -279,7 +282,10 @@ class WarpRefiner(nn.Module):
         cols = _ColumnEmbed.apply(past_occ.reshape(-1, nz), self.column, cfg.num_classes)
         cols = cols.reshape(b, p, nx, ny, cfg.embed)  # (B, P, X, Y, D)
         feats, inside = warp_history(cols, traj, steps, grid=cfg.grid, fill=0.0)  # (B, K, P, X, Y, D)
-        prior = self.prior(past_occ, traj, steps)  # (B, K, X, Y, Z)
+        if prior is None:
+            prior = self.prior(past_occ, traj, steps)  # (B, K, X, Y, Z)
+        elif tuple(prior.shape) != (b, k, nx, ny, nz):
+            raise ValueError(f"prior must be {(b, k, nx, ny, nz)}, got {tuple(prior.shape)}")
         stem_in = [
             rearrange(feats, "b k p x y d -> (b k) (p d) x y"),
             rearrange(inside, "b k p x y -> (b k) p x y").to(feats.dtype),
