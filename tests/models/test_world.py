@@ -228,6 +228,25 @@ def test_warp_grid_on_a_hand_built_grid():
     assert torch.all(warp_grid(occ, torch.tensor([[50.0, 0.0, 0.0]])) == FREE)
 
 
+def test_warp_grid_extrudes_the_ground_into_the_area_entering_the_grid():
+    occ = torch.full((1, *OCC3D.shape), FREE, dtype=torch.uint8)
+    road, walk = int(Occ3D.DRIVEABLE_SURFACE), int(Occ3D.SIDEWALK)
+    occ[0, :, 90:110, 0] = road  # a road along x, sidewalks beside it, a car and a pole at the far edge
+    occ[0, :, 85:90, 1] = walk
+    occ[0, 199, 100, 1:3] = int(Occ3D.CAR)
+    occ[0, 199, 80, 0:5] = int(Occ3D.MANMADE)
+    pose = torch.tensor([[4.0, 0.0, 0.0]])  # 10 voxels forward: x 190..199 enter the grid
+    plain = warp_grid(occ, pose)
+    ground = (road, walk, int(Occ3D.OTHER_FLAT), int(Occ3D.TERRAIN))
+    ext = warp_grid(occ, pose, extrude=ground)
+    assert torch.equal(ext[0, :190], plain[0, :190])  # what was seen is unchanged
+    assert torch.all(plain[0, 190:] == FREE)
+    # the new rows repeat the border row's ground; the car and the pole there are not smeared on
+    assert torch.all(ext[0, 190:, 90:110, 0] == road) and torch.all(ext[0, 190:, 85:90, 1] == walk)
+    assert torch.all(ext[0, 190:, :, 2:] == FREE) and torch.all(ext[0, 190:, 80] == FREE)
+    assert int((ext[0, 190:] != FREE).sum()) == 10 * 25
+
+
 def test_baselines_share_the_forecast_call():
     past = torch.full((1, 4, *OCC3D.shape), FREE, dtype=torch.uint8)
     past[0, -1, 120, 100, 3] = int(Occ3D.CAR)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from occ4d.core.grid import GridSpec
 from occ4d.core.vocab import Occ3D
 from occ4d.models.world import EgoWarp, MotionConfig, MotionWarp, RefinerConfig, WarpRefiner, motion_warp
+from occ4d.models.world.motion import GROUND
 
 FREE, CAR, PED = int(Occ3D.FREE), int(Occ3D.CAR), int(Occ3D.PEDESTRIAN)
 ROAD, BUILDING = int(Occ3D.DRIVEABLE_SURFACE), int(Occ3D.MANMADE)
@@ -110,6 +113,20 @@ def test_steps_pick_future_frames_and_bad_input_is_refused():
         MotionConfig(gate=0)
 
 
+def test_motion_extrude_continues_the_ground_and_moves_cars_as_motion_warp():
+    ego = [2.0 * t for t in range(P + F)]  # 5 voxels per frame: the far rows enter the grid
+    past, traj = scene([30, 33, 36, 39], ego, parked=False)
+    plain = motion_warp(past, traj, np.arange(F), grid=GRID)
+    ext = motion_warp(past, traj, np.arange(F), grid=GRID, config=MotionConfig(extrude=GROUND))
+    for k in range(F):
+        new = SHAPE[0] - 5 * (k + 1)  # first row the current frame did not cover
+        assert (plain[k][new:] == FREE).all() and (ext[k][new:, 3:, 0] == ROAD).all(), k
+        # the building beside the road (y < 3) is not extruded, nor anything above the ground
+        assert (ext[k][new:, :3] == FREE).all() and (ext[k][new:, :, 1:] == FREE).all()
+        assert np.array_equal(ext[k][:new], plain[k][:new])
+        assert car_columns(ext[k]) == car_columns(plain[k])
+
+
 def test_refiner_over_motion_warp_starts_as_motion_warp():
     torch.manual_seed(0)
     cfg = RefinerConfig(grid=GRID, channels=(8, 8), embed=4, mid_blocks=1, latent=False, base="motion-warp")
@@ -130,5 +147,8 @@ def test_refiner_over_motion_warp_starts_as_motion_warp():
     other = ref(occ, tr, prior=warped) / cfg.prior_scale
     onehot = torch.nn.functional.one_hot
     assert not torch.allclose(delta - onehot(moved.long(), 18), other - onehot(warped.long(), 18))
+    ext = WarpRefiner(dataclasses.replace(cfg, base="motion-extrude"))
+    assert ext.motion.config.extrude == GROUND
+    assert torch.equal(ext(occ, tr).argmax(-1).to(torch.uint8), ext.prior(occ, tr, torch.arange(F)))
     with pytest.raises(ValueError, match="base"):
         RefinerConfig(base="flow")

@@ -280,7 +280,11 @@ def test_unseen_region_refiner_corrects_only_what_the_current_frame_did_not_see(
         RefinerConfig(region="moving")
 
 
-def test_motion_preset_builds_with_its_prior_and_region_and_trains(monkeypatch):
+@pytest.mark.parametrize(
+    ("preset", "base"),
+    [("tiny-forecaster-motion", "motion-warp"), ("tiny-forecaster-extrude", "motion-extrude")],
+)
+def test_motion_presets_build_with_their_prior_and_region_and_train(monkeypatch, preset, base):
     import tyro
 
     from occ4d.commands.train import TrainArgs, build_config
@@ -288,13 +292,13 @@ def test_motion_preset_builds_with_its_prior_and_region_and_trains(monkeypatch):
 
     occ, traj = clip(1)
     monkeypatch.setattr(worldmodel, "_load_tokenizer", lambda path: tokenizer())
-    argv = ["worldmodel", "--preset", "tiny-forecaster-motion", "--data", "d", "--out", "o"]
+    argv = ["worldmodel", "--preset", preset, "--data", "d", "--out", "o"]
     cfg = build_config("worldmodel", tyro.cli(TrainArgs, args=argv)).model
-    assert (cfg.refine_base, cfg.refine_region, cfg.refine_balanced) == ("motion-warp", "unseen", False)
+    assert (cfg.refine_base, cfg.refine_region, cfg.refine_balanced) == (base, "unseen", False)
     small = dataclasses.replace(cfg, depth=1, hidden=24, heads=2, refine_embed=4, refine_channels=(8, 8))
     model = worldmodel.build(small)
     rc = model.refiner.config
-    assert (rc.base, rc.region) == ("motion-warp", "unseen") and model.refiner.motion is not None
+    assert (rc.base, rc.region) == (base, "unseen") and model.refiner.motion is not None
     loss, stats = model(occ, traj, torch.Generator().manual_seed(0))
     loss.backward()
     assert math.isfinite(stats["refine_ce"]) and model.refiner.head.weight.grad.abs().sum() > 0

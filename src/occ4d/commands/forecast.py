@@ -9,9 +9,10 @@ conditioned on is stated with the table, because published numbers differ on it 
 - ``pred``: the poses a planner run (``--planner RUN``) predicts from the history frames.
 
 ``--ckpt`` is a world-model run (forecaster or autoregressive), or a baseline by name:
-``copy-last``, ``ego-warp`` or ``motion-warp`` (ego-warp plus constant-velocity tracked objects,
-:mod:`occ4d.models.world.motion`). Sampling uses a generator seeded with ``seed + window index``,
-so the same command gives the same numbers.
+``copy-last``, ``ego-warp``, ``motion-warp`` (ego-warp plus constant-velocity tracked objects,
+:mod:`occ4d.models.world.motion`) or ``motion-extrude`` (motion-warp with the ground classes of
+the grid's border continued into the area that enters the grid). Sampling uses a generator
+seeded with ``seed + window index``, so the same command gives the same numbers.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-BASELINES = ("copy-last", "ego-warp", "motion-warp")
+BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude")
 
 
 def load_forecaster(ckpt: str, *, past: int = 4, future: int = 6, device: str = "cpu"):
     """(model with ``forecast(past_occ, traj, ...)``, past, future, name) for a run or a baseline name."""
     from occ4d.models.world import CopyLast, EgoWarp, MotionWarp
+    from occ4d.models.world.motion import GROUND, MotionConfig
 
     if ckpt == "motion-warp":
         return MotionWarp(past=past, future=future), past, future, ckpt
+    if ckpt == "motion-extrude":
+        return MotionWarp(past=past, future=future, config=MotionConfig(extrude=GROUND)), past, future, ckpt
     if ckpt == "copy-last":
         return CopyLast(past=past, future=future), past, future, ckpt
     if ckpt == "ego-warp":
@@ -145,7 +149,7 @@ def forecast(
 
     Args:
         ckpt: a forecaster or autoregressive world-model run, or ``copy-last`` / ``ego-warp`` /
-            ``motion-warp``.
+            ``motion-warp`` / ``motion-extrude``.
         data: dataset folder (or info file) with the split to score.
         traj: condition on the ground-truth future trajectory (gt) or the planner's (pred).
         planner: planner run for ``--traj pred``.

@@ -61,7 +61,8 @@ class WorldModelConfig:
     refine_weight: float = 1.0
     refine_prior: float = 4.0  # logit scale of the ego-warp prior (corrections are in its units)
     refine_frames: int = 2  # future frames per clip the refiner trains on (0: all six)
-    refine_base: Literal["ego-warp", "motion-warp"] = "ego-warp"  # the prior the refiner corrects
+    # the prior the refiner corrects
+    refine_base: Literal["ego-warp", "motion-warp", "motion-extrude"] = "ego-warp"
     refine_balanced: bool = False  # class-balanced cross-entropy for the refiner
     refine_region: Literal["all", "unseen"] = "all"  # where the refiner may correct its prior
     # planner
@@ -141,6 +142,15 @@ PRESETS: dict[str, Preset] = {
         # (with class-balanced cross-entropy) cost 3 points of mIoU against motion-warp itself.
         note="tiny-forecaster-warp with motion-warp (ego-warp plus constant-velocity tracked objects) as the "
         "refiner's prior and input, correcting only the columns the current frame did not see",
+    ),
+    "tiny-forecaster-extrude": Preset(
+        _tiny(
+            "forecaster", past=4, future=6, refine=True, refine_base="motion-extrude", refine_region="unseen"
+        ),
+        DataConfig(frames=10, stride=1, batch_size=4),
+        dataclasses.replace(_TINY_OPTIM, lr=3e-3, total_samples=1_000),
+        note="tiny-forecaster-motion over motion-extrude (motion-warp with the ground continued into the "
+        "area entering the grid): the refiner corrects the extruded columns",
     ),
     "tiny-generator": Preset(
         _tiny("generator", frames=8),

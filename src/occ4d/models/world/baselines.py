@@ -9,6 +9,12 @@ voxels moved into its own ego frame. Each output voxel centre ``q`` (in frame k)
 ``p = R(yaw) q + (x, y)`` in the current frame and takes the label of the voxel containing
 ``p`` (nearest-neighbour resampling, heights unchanged); voxels whose source lies outside the
 grid become free, since nothing is known about them.
+
+``warp_grid(..., extrude=classes)`` instead lets those voxels copy the listed classes (the ground:
+driveable surface, other flat, sidewalk, terrain) from the nearest border column of the source
+grid (the source index clamped to the grid). Moving forward, that continues the road, its
+sidewalks and verges straight ahead into the area entering the grid; motion-warp offers it
+(``MotionConfig.extrude``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,12 @@ from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
 
 
 def warp_grid(
-    occ: torch.Tensor, pose: torch.Tensor, *, grid: GridSpec = OCC3D, fill: int = OCC3D_VOCAB.free
+    occ: torch.Tensor,
+    pose: torch.Tensor,
+    *,
+    grid: GridSpec = OCC3D,
+    fill: int = OCC3D_VOCAB.free,
+    extrude: tuple[int, ...] = (),
 ) -> torch.Tensor:
     """Resample label grids into another ego frame.
 
@@ -30,6 +41,8 @@ def warp_grid(
         pose: (B, 3) x, y [m], yaw [rad] of the target frame expressed in the source frame.
         grid: geometry of the grid (voxel size and minimum corner in x and y are used).
         fill: label for voxels whose source is outside the grid.
+        extrude: classes that voxels whose source is outside the grid copy from the nearest border
+            column instead (any other class there becomes ``fill``).
 
     Returns:
         (B, X, Y, Z) labels in the target frame, same dtype as ``occ``.
@@ -49,7 +62,11 @@ def warp_grid(
     inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
     bi = torch.arange(b, device=dev)[:, None, None].expand_as(ix)
     out = occ[bi, ix.clamp(0, nx - 1), iy.clamp(0, ny - 1)]  # (B, X, Y, Z)
-    return torch.where(inside[..., None], out, torch.full_like(out, fill))
+    outside = torch.full_like(out, fill)
+    if extrude:
+        keep = torch.isin(out, torch.as_tensor(extrude, dtype=out.dtype, device=dev))
+        outside = torch.where(keep, out, outside)
+    return torch.where(inside[..., None], out, outside)
 
 
 class CopyLast(nn.Module):

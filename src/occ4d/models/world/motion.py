@@ -19,6 +19,10 @@ through the history and moves them on at their estimated velocity:
    car is its own voxel) and pasted back shifted by ``velocity * (k + 1)`` for future frame k,
    whole columns at a time; the result is warped to frame k's ego pose as ego-warp does.
 
+With ``MotionConfig(extrude=GROUND)`` (the ``motion-extrude`` baseline), the area that enters the
+grid is not left free: it copies the ground classes of the nearest border column of the current
+frame (``warp_grid(..., extrude=...)``), which continues a straight road ahead.
+
 Heading changes are not modelled (translation only), and untracked objects (new, truncated or
 unmatched) stand still, so motion-warp equals ego-warp on a scene without tracked motion.
 Tracking runs in numpy/scipy on the CPU (connected components have no good torch equivalent);
@@ -36,9 +40,12 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from occ4d.core.grid import OCC3D, GridSpec
-from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB, Vocabulary
+from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB, Occ3D, Vocabulary
 from occ4d.models.world.baselines import warp_grid
 from occ4d.models.world.embed import rebase_traj
+
+# Occ3D's ground classes, the ones motion-extrude continues into the area entering the grid.
+GROUND = tuple(int(c) for c in (Occ3D.DRIVEABLE_SURFACE, Occ3D.OTHER_FLAT, Occ3D.SIDEWALK, Occ3D.TERRAIN))
 
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity in the ground plane
 
@@ -51,6 +58,7 @@ class MotionConfig:
     track_gate: float = 1.6  # largest miss of a track's predicted position further back
     min_speed: float = 0.25  # slower objects stand still (0.5 m/s at 2 Hz)
     dynamic: tuple[int, ...] = tuple(sorted(int(c) for c in OCC3D_DYNAMIC))
+    extrude: tuple[int, ...] = ()  # classes continued into the area entering the grid (e.g. GROUND)
 
     def __post_init__(self) -> None:
         if self.gate <= 0 or self.track_gate <= 0 or self.min_speed < 0:
@@ -198,7 +206,9 @@ def motion_warp(
             tx, ty = x[ri] + dx, y[ri] + dy
             ok = (tx >= 0) & (tx < nx) & (ty >= 0) & (ty < ny)
             grid_k[tx[ok], ty[ok], zi[ok]] = lab[ok]
-        out[n] = warp_grid(torch.from_numpy(grid_k)[None], poses[n : n + 1], grid=grid, fill=free)[0].numpy()
+        out[n] = warp_grid(
+            torch.from_numpy(grid_k)[None], poses[n : n + 1], grid=grid, fill=free, extrude=config.extrude
+        )[0].numpy()
     return out
 
 

@@ -23,7 +23,9 @@ refiner starts from ego-warp and learns only the corrections:
    area that enters the grid as the ego drives (from the road layout and the latent forecast).
    The prior (``base``) is the ego-warped current frame (the EgoWarp baseline), or motion-warp
    (:mod:`occ4d.models.world.motion`: ego-warp with constant-velocity tracked objects), whose
-   columns then also enter the stem like a warped past frame's, so the net sees what it corrects.
+   columns then also enter the stem like a warped past frame's, so the net sees what it corrects,
+   or ``motion-extrude`` (motion-warp with the ground classes continued into the area entering
+   the grid from the nearest border column).
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_VOCAB
 from occ4d.models.world.baselines import warp_grid
 from occ4d.models.world.embed import rebase_traj
-from occ4d.models.world.motion import MotionWarp
+from occ4d.models.world.motion import GROUND, MotionConfig, MotionWarp
 
-BASES = ("ego-warp", "motion-warp")
+BASES = ("ego-warp", "motion-warp", "motion-extrude")
 REGIONS = ("all", "unseen")
 
 
@@ -196,10 +198,17 @@ class WarpRefiner(nn.Module):
         self.column = nn.Parameter(torch.randn(z * c, cfg.embed) / z**0.5)  # (Z*C, D) column embedding
         # Stem: the P warped frames' column features and inside masks, side by side (and the
         # motion-warp prior's column features when that is the base).
-        moved = cfg.embed if cfg.base == "motion-warp" else 0
+        moved = cfg.embed if cfg.base != "ego-warp" else 0
         self.stem = nn.Conv2d(cfg.past * (cfg.embed + 1) + moved, w[0], 1)
         self.motion = (
-            MotionWarp(past=cfg.past, future=cfg.future, grid=cfg.grid) if cfg.base == "motion-warp" else None
+            MotionWarp(
+                past=cfg.past,
+                future=cfg.future,
+                grid=cfg.grid,
+                config=MotionConfig(extrude=GROUND if cfg.base == "motion-extrude" else ()),
+            )
+            if cfg.base != "ego-warp"
+            else None
         )
         self.latent = nn.Linear(z * c, w[0], bias=False) if cfg.latent else None
         self.step = nn.Embedding(cfg.future, w[0])
@@ -244,7 +253,8 @@ class WarpRefiner(nn.Module):
     @torch.no_grad()
     def prior(self, past_occ: torch.Tensor, traj: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """The forecast the refiner corrects, (B, K, X, Y, Z) labels: the current frame ego-warped
-        to each future frame k (the EgoWarp baseline's prediction), or motion-warp's."""
+        to each future frame k (the EgoWarp baseline's prediction), or motion-warp's (with the
+        ground extruded into the area entering the grid for ``motion-extrude``)."""
         cfg = self.config
         if self.motion is not None:
             return self.motion.predict(past_occ, traj, steps).to(past_occ.dtype)
