@@ -14,9 +14,13 @@ presets' budgets times ``--scale``. Then it prints four tables:
    (``forecaster-motion``);
 2. sampling: seconds per clip and Fréchet distance (occ4d-feat features of every generated
    frame against the validation frames) for 1000-step DDPM and DDIM / DPM-Solver++ at 10/20/50;
-3. controllability: translation / yaw error of generated clips for the trajectory prompts, with
-   the trajectory condition (guidance 1) and without it (guidance 0: the unconditional branch of
-   the same model, trained with 10% condition dropout);
+3. controllability: translation / yaw error of generated clips for the trajectory prompts. For
+   the DiT generator, with the trajectory condition (guidance 1) and without it (guidance 0: the
+   unconditional branch of the same model, trained with 10% condition dropout). For generation by
+   forecasting (``occ4d generate --ckpt FORECASTER --opening DATA``: real validation openings of
+   4 frames continued along the prompt), the motion-extrude baseline and the ``forecaster-extrude``
+   run, against a control that continues each opening along its own history at constant velocity
+   instead of the prompt; errors from the last opening frame on;
 4. training samples/s and peak resident memory per preset (this machine; shared CPUs make the
    speeds indicative only).
 """
@@ -60,9 +64,14 @@ RUNS = {
         ],
         1000,
     ),
-    # The skip over the motion-warp prior instead of ego-warp, with class-balanced cross-entropy.
+    # The skip over the motion-warp prior instead of ego-warp, correcting the unseen columns.
     "forecaster-motion": (
         ["worldmodel", "--preset", "tiny-forecaster-motion", "--model.tokenizer", "{runs}/tiny-vae"],
+        1000,
+    ),
+    # The same over motion-extrude (the ground continued into the area entering the grid).
+    "forecaster-extrude": (
+        ["worldmodel", "--preset", "tiny-forecaster-extrude", "--model.tokenizer", "{runs}/tiny-vae"],
         1000,
     ),
     "generator": (["worldmodel", "--preset", "tiny-generator", "--model.tokenizer", "{runs}/tiny-vae"], 3000),
@@ -147,6 +156,7 @@ def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, 
         ("copy last frame", "copy-last", "gt"),
         ("ego-warp (static world)", "ego-warp", "gt"),
         ("motion-warp (tracked objects)", "motion-warp", "gt"),
+        ("motion-extrude (tracked objects, ground continued)", "motion-extrude", "gt"),
         ("autoregressive (OccWorld-style)", str(work / "runs/autoregressive"), "gt"),
         ("diffusion forecaster", str(work / "runs/forecaster"), "gt"),
         ("diffusion forecaster", str(work / "runs/forecaster"), "pred"),
@@ -154,6 +164,7 @@ def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, 
         ("diffusion forecaster + ego-warp skip", str(work / "runs/forecaster-warp"), "pred"),
         ("ego-warp skip without the latent forecast", str(work / "runs/forecaster-warp-nolatent"), "gt"),
         ("diffusion forecaster + motion-warp skip", str(work / "runs/forecaster-motion"), "gt"),
+        ("diffusion forecaster + motion-extrude skip", str(work / "runs/forecaster-extrude"), "gt"),
     ]:
         run = Path(ckpt).name
         if run in RUNS and run not in have:
@@ -267,34 +278,76 @@ def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> 
     return rows
 
 
-def control_table(work: Path, clips: int, frames: int) -> list[tuple[str, dict]]:
+def control_table(work: Path, clips: int, frames: int, have: set[str]) -> list[tuple[str, str, dict]]:
+    from occ4d.commands.forecast import load_forecaster
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
     from occ4d.metrics.control import ControlMetric
-    from occ4d.models.world.prompts import prompt_trajectory
+    from occ4d.models.world import compose_traj, rollout
+    from occ4d.models.world.embed import extend_traj
+    from occ4d.models.world.prompts import PROMPTS, prompt_trajectory
     from occ4d.train.registry import load_model
 
-    gen, _, _ = load_model(work / "runs" / "generator")
     rows = []
-    for prompt in ("straight", "left", "right", "stop", "accelerate"):
-        traj = torch.as_tensor(prompt_trajectory(prompt, frames), dtype=torch.float32)
-        row = {}
-        for label, scale in (("conditioned", 1.0), ("unconditioned", 0.0)):
-            out = gen.generate(
-                traj[None].expand(clips, -1, -1),
-                generator=torch.Generator().manual_seed(1),
-                sampler="dpm++",
-                steps=20,
-                guidance_scale=scale,
+    if "generator" in have:
+        gen, _, _ = load_model(work / "runs" / "generator")
+        for prompt in PROMPTS:
+            traj = torch.as_tensor(prompt_trajectory(prompt, frames), dtype=torch.float32)
+            row = {}
+            for label, scale in (("with", 1.0), ("control", 0.0)):
+                out = gen.generate(
+                    traj[None].expand(clips, -1, -1),
+                    generator=torch.Generator().manual_seed(1),
+                    sampler="dpm++",
+                    steps=20,
+                    guidance_scale=scale,
+                )
+                m = ControlMetric()
+                for c in out:
+                    m.update(c, traj)
+                row[label] = m.compute()
+            rows.append(("DiT generator (control: guidance 0)", prompt, row))
+    # Generation by forecasting: real openings continued along the prompt (or, as the control,
+    # along their own history at constant velocity), scored against the prompt from the last
+    # opening frame on.
+    ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=0, stride=1, with_masks=False)
+    picks = np.linspace(0, len(ds) - 1, clips).round().astype(int)
+    openings = [(ds[int(i)]["semantics"], ds[int(i)]["trajectory"].double().numpy()) for i in picks]
+    models = [("motion-extrude rollout (control: history extrapolated)", "motion-extrude")]
+    if (work / "runs" / "forecaster-extrude" / "config.json").exists():
+        models.append(("forecaster-extrude rollout (control: history extrapolated)",
+                       str(work / "runs" / "forecaster-extrude")))
+    for label, ckpt in models:
+        model, past, future, _ = load_forecaster(ckpt)
+        for prompt in PROMPTS:
+            path = prompt_trajectory(prompt, frames - past + 1)
+            row = {}
+            for which in ("with", "control"):
+                m = ControlMetric()
+                for k, (occ, otraj) in enumerate(openings):
+                    full = compose_traj(otraj, path)
+                    drive = full
+                    if which == "control":
+                        drive = extend_traj(torch.as_tensor(otraj)[None], frames)[0].numpy()
+                    with torch.no_grad():
+                        clip = rollout(
+                            model,
+                            occ[None],
+                            torch.as_tensor(drive)[None].float(),
+                            frames,
+                            past=past,
+                            future=future,
+                            generator=torch.Generator().manual_seed(k),
+                            steps=20,
+                        )[0]
+                    m.update(clip[past - 1 :], full[past - 1 :])
+                row[which] = m.compute()
+            rows.append((label, prompt, row))
+            print(
+                f"[control] {label} {prompt}: {row['with']['trans_err_m']:.2f} m vs "
+                f"{row['control']['trans_err_m']:.2f} m",
+                flush=True,
             )
-            m = ControlMetric()
-            for c in out:
-                m.update(c, traj)
-            row[label] = m.compute()
-        rows.append((prompt, row))
-        print(
-            f"[control] {prompt}: {row['conditioned']['trans_err_m']:.2f} m vs "
-            f"{row['unconditioned']['trans_err_m']:.2f} m",
-            flush=True,
-        )
     return rows
 
 
@@ -326,7 +379,7 @@ def main() -> None:
 
         generate(work / "synth", scenes=24, frames=40, seed=0, progress=False)
     results: dict = {"scale": args.scale, "wm_scale": args.wm_scale}
-    for name in args.runs.split(","):
+    for name in filter(None, args.runs.split(",")):
         train(work, name, args.scale, args.wm_scale)
     if args.train_only:
         return
@@ -335,13 +388,14 @@ def main() -> None:
         for n in RUNS
         if (work / "runs" / n / "bench.json").exists()
     }
-    have = set(results["train"])
+    # runs trained here, and runs put in place by hand (no training-cost record)
+    have = set(results["train"]) | {n for n in RUNS if (work / "runs" / n / "config.json").exists()}
     if "forecast" in only and {"forecaster", "planner"} <= have:
         results["forecast"] = forecast_table(work, args.windows, have)
     if "sampling" in only and {"generator", "features"} <= have:
         results["sampling"] = sampling_table(work, args.clips)
-    if "control" in only and "generator" in have:
-        results["control"] = control_table(work, max(2, min(args.clips, 8) // 2), 8)
+    if "control" in only:
+        results["control"] = control_table(work, max(2, min(args.clips, 8) // 2), 12, have)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print_tables(results)
 
@@ -386,18 +440,20 @@ def print_tables(results: dict) -> None:
         )
     if "control" in results:
         print("\n## Controllability (registered ego motion vs the prompt, per 0.5 s step)\n")
-        print("| prompt | conditioned: trans (m) | yaw (deg) | unconditioned: trans (m) | yaw (deg) |")
-        print("|---|---|---|---|---|")
-        for name, r in results["control"]:
-            c, u = r["conditioned"], r["unconditioned"]
+        print("| model | prompt | with the prompt: trans (m) | yaw (deg) | control: trans (m) | yaw (deg) |")
+        print("|---|---|---|---|---|---|")
+        for model, prompt, r in results["control"]:
+            c, u = r["with"], r["control"]
             print(
-                f"| {name} | {c['trans_err_m']:.2f} | {c['yaw_err_deg']:.2f} | {u['trans_err_m']:.2f} "
-                f"| {u['yaw_err_deg']:.2f} |"
+                f"| {model} | {prompt} | {c['trans_err_m']:.2f} | {c['yaw_err_deg']:.2f} | "
+                f"{u['trans_err_m']:.2f} | {u['yaw_err_deg']:.2f} |"
             )
+    if not results.get("train"):
+        return
     print("\n## Training cost (CPU, 2 shared cores)\n")
     print("| run | samples | wall (min) | samples/s | peak RSS (MB) |")
     print("|---|---|---|---|---|")
-    for name, s in results["train"].items():
+    for name, s in results.get("train", {}).items():
         print(
             f"| {name} | {s['samples']} | {s['seconds'] / 60:.1f} | {s['samples_per_s']:.2f} | "
             f"{s['peak_rss_mb']:.0f} |"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from occ4d.core.errors import DataError
 from occ4d.core.frame import Frame
 from occ4d.core.grid import OCC3D
 from occ4d.core.pose import yaw_pose
@@ -141,6 +142,41 @@ def test_diffusion_forecast_run_is_reproducible(dataset_dir):
         kw = dict(past=4, future=6, seed=3, steps=2, progress=False, max_windows=1)
         r1, r2 = run_forecast(fc, ds, **kw), run_forecast(fc, ds, **kw)
     assert r1 == r2 and r1["windows"] == 1
+
+
+def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
+    """``generate --ckpt motion-extrude --opening DATA``: real frames continued along each prompt."""
+    from occ4d.commands.generate import generate
+    from occ4d.io.clipfile import load_clip
+    from occ4d.models.world.prompts import prompt_trajectory
+
+    clips = {}
+    for prompt in ("straight", "left"):
+        out = tmp_path / prompt
+        generate(ckpt="motion-extrude", opening=str(dataset_dir), traj=prompt, frames=10, out=str(out))
+        summary = json.loads((out / "summary.json").read_text())
+        clip = load_clip(out / "clips" / f"{dataset_dir.name}-{prompt}-s0.npz")
+        clips[prompt] = clip.semantics
+        assert clip.semantics.shape == (10, *OCC3D.shape)
+        # the opening is the scene's first four keyframes, and its ego moved 2 m per frame along x
+        want = np.zeros((4, 3))
+        want[:, 0] = 2.0 * np.arange(4)
+        assert np.allclose(np.asarray(summary["trajectory"])[:4], want)
+        # the rest is the prompt, started at the opening's last pose
+        rest = np.asarray(summary["trajectory"])[3:] - [6.0, 0.0, 0.0]
+        assert np.allclose(rest, prompt_trajectory(prompt, 7), atol=1e-9)
+        row = summary["clips"][0]
+        # the static street moves as the prompt says: registration recovers it to a few voxels
+        assert row["control_from_frame"] == 3 and row["failed_share"] == 0
+        assert row["trans_err_m"] < 0.4 and row["yaw_err_deg"] < 1.5, row
+    assert np.array_equal(clips["straight"][:4], clips["left"][:4])
+    assert not np.array_equal(clips["straight"][4:], clips["left"][4:])
+    with pytest.raises(SystemExit, match="--opening"):
+        generate(ckpt="motion-extrude", out=str(tmp_path / "x"))
+    with pytest.raises(SystemExit, match="exceed"):
+        generate(ckpt="motion-extrude", opening=str(dataset_dir), frames=4, out=str(tmp_path / "x"))
+    with pytest.raises(DataError, match="no 4 keyframes"):
+        generate(ckpt="motion-extrude", opening=str(dataset_dir), start=9, out=str(tmp_path / "x"))
 
 
 def test_prompts_and_trajectory_files(tmp_path, dataset_dir):
@@ -289,6 +325,34 @@ def test_train_generate_forecast_end_to_end(dataset_dir, tmp_path, capsys):
     b = load_clip(tmp_path / "gen_b" / "clips" / "left-s6.npz")
     assert a.semantics.shape == (6, *OCC3D.shape) and np.array_equal(a.semantics, b.semantics)
     assert (tmp_path / "gen_a" / "gts" / "left-s5" / "left-s5-005" / "labels.npz").is_file()
+    # The forecaster continues the generator's opening along the prompt; a seed gives the same clip.
+    for k in ("a", "b"):
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(tmp_path / "fc"),
+                "--opening",
+                str(tmp_path / "gen"),
+                "--traj",
+                "stop",
+                "--frames",
+                "7",
+                "--seed",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / f"roll_{k}"),
+            ]
+        )
+    a = load_clip(tmp_path / "roll_a" / "clips" / "stop-s2.npz")
+    b = load_clip(tmp_path / "roll_b" / "clips" / "stop-s2.npz")
+    assert a.semantics.shape == (7, *OCC3D.shape) and np.array_equal(a.semantics, b.semantics)
+    summary = json.loads((tmp_path / "roll_a" / "summary.json").read_text())
+    assert summary["opening"] == str(tmp_path / "gen") and summary["clips"][0]["control_from_frame"] == 3
+    with pytest.raises(SystemExit, match="not a generator run"):
+        main(["generate", "--ckpt", str(tmp_path / "fc"), "--opening", str(tmp_path / "pl"), "--out", "x"])
     main(
         [
             "forecast",

@@ -12,6 +12,7 @@ from occ4d.core.grid import GridSpec
 from occ4d.core.vocab import Occ3D
 from occ4d.models.world import EgoWarp, MotionConfig, MotionWarp, RefinerConfig, WarpRefiner, motion_warp
 from occ4d.models.world.motion import GROUND
+from occ4d.models.world.rollout import compose_traj, rollout
 
 FREE, CAR, PED = int(Occ3D.FREE), int(Occ3D.CAR), int(Occ3D.PEDESTRIAN)
 ROAD, BUILDING = int(Occ3D.DRIVEABLE_SURFACE), int(Occ3D.MANMADE)
@@ -152,3 +153,39 @@ def test_refiner_over_motion_warp_starts_as_motion_warp():
     assert torch.equal(ext(occ, tr).argmax(-1).to(torch.uint8), ext.prior(occ, tr, torch.arange(F)))
     with pytest.raises(ValueError, match="base"):
         RefinerConfig(base="flow")
+
+
+def test_compose_traj_starts_the_path_at_the_openings_last_pose():
+    opening = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [4.0, 1.0, np.pi / 2]])
+    path = np.array([[5.0, 5.0, 0.0], [7.0, 5.0, 0.0], [9.0, 5.0, 0.1]])  # 2 m ahead per row
+    out = compose_traj(opening, path)
+    assert out.shape == (5, 3) and np.array_equal(out[:3], opening)
+    # facing +y at the last opening pose, "ahead" is +y
+    assert np.allclose(out[3:], [[4.0, 3.0, np.pi / 2], [4.0, 5.0, np.pi / 2 + 0.1]])
+    with pytest.raises(ValueError, match="x, y, yaw"):
+        compose_traj(opening[:, :2], path)
+
+
+def test_rollout_continues_an_opening_window_by_window():
+    # A static street and a 2-voxel step per frame: ego-warp's rollout is an exact shift.
+    base = np.full(SHAPE, FREE, np.uint8)
+    base[..., 0] = ROAD
+    base[:, 0:3, :] = BUILDING
+    base[25:28, 30:33, 1:3] = BUILDING
+    opening = torch.from_numpy(np.stack([base] * P))[None]
+    traj = torch.zeros(1, 3, 3)
+    traj[0, :, 0] = torch.tensor([0.0, 0.8, 1.6])  # continued at 0.8 m per frame
+    model = EgoWarp(past=P, future=F, grid=GRID)
+    clip = rollout(model, opening, traj, 13, past=P, future=F)
+    assert clip.shape == (1, 13, *SHAPE) and torch.equal(clip[0, :P], opening[0])
+    for t in range(P, 13):
+        shift = 2 * (t - (P - 1))  # voxels moved since the opening's last frame
+        want = np.full(SHAPE, FREE, np.uint8)
+        want[: SHAPE[0] - shift] = base[shift:]
+        assert np.array_equal(clip[0, t].numpy(), want), t
+    with pytest.raises(ValueError, match="opening"):
+        rollout(model, opening[:, :2], traj, 13, past=P, future=F)
+    with pytest.raises(ValueError, match="NaN"):
+        rollout(model, opening, torch.full_like(traj, float("nan")), 13, past=P, future=F)
+    with pytest.raises(ValueError, match="at least"):
+        rollout(model, opening, traj, 2, past=P, future=F)

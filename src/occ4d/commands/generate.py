@@ -16,6 +16,14 @@ trajectory, and writes them in the Occ3D layout:
 (``--scene`` and ``--start`` choose the keyframes; e.g. ../shared/data/nuscenes-mini-infos). A
 trajectory shorter than N frames is continued at constant velocity. Clips longer than the model's
 training horizon are made window by window, each conditioned on the frames already made.
+
+``--ckpt`` may also be a forecaster run or a forecasting baseline (``motion-extrude``,
+``motion-warp``, ``ego-warp``) with ``--opening``: the clip then starts with ``past`` opening
+frames and is continued by forecasting along the trajectory (DOME's controllable generation,
+:mod:`occ4d.models.world.rollout`). The opening is either a generator run (its first frames,
+drawn along the prompt; the whole clip follows the prompt) or a dataset folder / info file
+(``--scene`` / ``--start`` choose the keyframes; the prompt starts at the last real frame). The
+controllability error of such clips is measured from the last opening frame on.
 """
 
 from __future__ import annotations
@@ -69,6 +77,61 @@ def load_trajectory(spec: str, frames: int, scene: str = "", start: int = 0) -> 
     return ego_trajectory(recs, 0).xyyaw, f"{name}-{start}"
 
 
+def _is_run(spec: str) -> bool:
+    return (Path(spec) / "config.json").is_file()
+
+
+def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
+    """(past, X, Y, Z) uint8 labels and (past, 3) poses of ``past`` real keyframes of a dataset."""
+    import numpy as np
+    import torch
+
+    from occ4d.core.errors import DataError
+    from occ4d.core.grid import OCC3D
+    from occ4d.data.index import group_by_scene, load_frame, load_index
+    from occ4d.data.trajectories import ego_trajectory
+
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(path, "no such opening: give a generator run or a dataset folder / info file")
+    scenes = group_by_scene(load_index(path))
+    if not scenes:
+        raise DataError(path, "no keyframes found")
+    name = scene or next(iter(scenes))
+    if name not in scenes:
+        raise DataError(path, f"no scene {name!r}; scenes: {sorted(scenes)[:10]}")
+    recs = scenes[name][start : start + past]
+    if len(recs) < past:
+        raise DataError(path, f"scene {name} has no {past} keyframes from {start} (it has {len(scenes[name])})")
+    sems = []
+    for r in recs:
+        sem = load_frame(r).semantics
+        if tuple(sem.shape) != tuple(OCC3D.shape):
+            raise DataError(r.path, f"opening frames must be on the Occ3D grid {OCC3D.shape}, got {sem.shape}")
+        sems.append(sem)
+    return torch.from_numpy(np.stack(sems).astype(np.uint8)), ego_trajectory(recs, 0).xyyaw
+
+
+def _load(ckpt: str, device: str):
+    """("generator", model, None, None) or ("rollout", forecaster, past, future) for ``--ckpt``."""
+    from occ4d.commands.forecast import BASELINES, load_forecaster
+    from occ4d.train.registry import load_model
+
+    if ckpt in BASELINES:
+        model, past, future, _ = load_forecaster(ckpt, device=device)
+        return "rollout", model, past, future
+    model, cfg, _ = load_model(ckpt, device=device)
+    kind = getattr(cfg.model, "kind", "")
+    if cfg.model_name == "worldmodel" and kind == "generator":
+        return "generator", model, None, None
+    if cfg.model_name == "worldmodel" and kind in ("forecaster", "autoregressive"):
+        return "rollout", model, cfg.model.past, cfg.model.future
+    raise SystemExit(
+        f"{ckpt} is not a generator or forecaster run (it is a {cfg.model_name} {kind}); train one with "
+        f"--preset tiny-generator, or pass a forecaster with --opening"
+    )
+
+
 def write_clip(out: Path, clip_name: str, semantics, traj, infos: list) -> None:
     """One generated clip: Occ3D labels per frame, a clip file, and its devkit infos (appended)."""
     import numpy as np
@@ -112,13 +175,15 @@ def generate(
     guidance: float = 1.0,
     scene: str = "",
     start: int = 0,
+    opening: str = "",
     control: bool = True,
     device: str = "cpu",
 ) -> None:
     """Generate occupancy clips that follow an ego trajectory.
 
     Args:
-        ckpt: a generator world-model run (``occ4d train worldmodel --preset tiny-generator``).
+        ckpt: a generator world-model run (``occ4d train worldmodel --preset tiny-generator``), or
+            with ``--opening`` a forecaster run or a forecasting baseline (``motion-extrude``).
         traj: straight | left | right | stop | accelerate, a JSON file, or an info file / dataset folder.
         frames: frames per clip (2 Hz); longer than the training horizon uses sliding windows.
         samples: clips to draw.
@@ -129,6 +194,8 @@ def generate(
         guidance: classifier-free guidance on the trajectory (0 = ignore it, 1 = plain conditional).
         scene: scene of an info file / dataset to take the trajectory from (default: the first).
         start: first keyframe of that scene.
+        opening: for a forecaster ``--ckpt``: a generator run or a dataset folder / info file whose
+            first frames open each clip, continued by forecasting along the trajectory.
         control: measure each clip's controllability error (registration of its static classes).
         device: cpu or cuda.
     """
@@ -138,47 +205,60 @@ def generate(
     from occ4d.io.atomic import write_json
     from occ4d.io.infos import save_devkit_infos
     from occ4d.metrics.control import ControlMetric
-    from occ4d.train.registry import load_model
+    from occ4d.models.world.embed import extend_traj
+    from occ4d.models.world.rollout import compose_traj, rollout
 
-    model, cfg, _ = load_model(ckpt, device=device)
-    if cfg.model_name != "worldmodel" or cfg.model.kind != "generator":
-        raise SystemExit(
-            f"{ckpt} is not a generator run (it is a {cfg.model_name} "
-            f"{getattr(cfg.model, 'kind', '')}); train one with --preset tiny-generator"
-        )
+    mode, model, past, future = _load(ckpt, device)
+    if mode == "rollout" and not opening:
+        raise SystemExit(f"{ckpt} forecasts: give --opening (a generator run or a dataset) to start its clips")
+    if mode == "generator" and opening:
+        raise SystemExit(f"{ckpt} is a generator: --opening is for forecaster runs and baselines")
     if frames < 1 or samples < 1:
         raise SystemExit("--frames and --samples must be positive")
-    path, name = load_trajectory(traj, frames, scene, start)
+    if mode == "rollout" and frames <= past:
+        raise SystemExit(f"--frames must exceed the forecaster's {past} opening frames")
+    opener = real = None
+    if mode == "rollout" and _is_run(opening):
+        from occ4d.train.registry import load_model
+
+        opener, ocfg, _ = load_model(opening, device=device)
+        kind = getattr(ocfg.model, "kind", "")
+        if ocfg.model_name != "worldmodel" or kind != "generator":
+            raise SystemExit(f"--opening {opening} is a {ocfg.model_name} {kind} run, not a generator run")
+    if mode == "rollout" and opener is None:
+        real = load_opening(opening, past, scene, start)
+        path, name = load_trajectory(traj, frames - past + 1, scene, start)
+        path = compose_traj(real[1], extend_traj(torch.as_tensor(path)[None], frames - past + 1)[0].numpy())
+        name = f"{Path(opening).stem}-{name}"
+    else:
+        path, name = load_trajectory(traj, frames, scene, start)
+    full = extend_traj(torch.as_tensor(path)[None].double(), frames)[0].numpy()[:frames]
     out_dir = Path(out)
     infos: list = []
     rows = []
+    sampling = {"sampler": sampler, "steps": steps, "guidance_scale": guidance}
     for k in range(samples):
         g = torch.Generator(device).manual_seed(seed + k)
         tr = torch.as_tensor(path, dtype=torch.float32, device=device)[None]
         t0 = time.perf_counter()
-        clip = model.generate(
-            tr,
-            frames=frames,
-            generator=g,
-            sampler=sampler,
-            steps=steps,
-            guidance_scale=guidance,
-            progress=False,
-        )[0].cpu()
+        if mode == "generator":
+            clip = model.generate(tr, frames=frames, generator=g, progress=False, **sampling)[0].cpu()
+        else:
+            if opener is not None:
+                first = opener.generate(tr[:, :past], frames=past, generator=g, progress=False, **sampling)
+            else:
+                first = real[0][None].to(device)
+            clip = rollout(model, first, tr, frames, past=past, future=future, generator=g, **sampling)[0].cpu()
         seconds = time.perf_counter() - t0
-        full = torch.as_tensor(path) if len(path) >= frames else None
-        if full is None:
-            from occ4d.models.world.embed import extend_traj
-
-            full = extend_traj(torch.as_tensor(path)[None], frames)[0]
-        full = full.double().numpy()[:frames]
         clip_name = f"{name}-s{seed + k}"
         write_clip(out_dir, clip_name, clip.numpy(), full, infos)
         row = {"clip": clip_name, "seconds": seconds}
-        if control and frames > 1:
+        first_steered = 0 if mode == "generator" else past - 1
+        if control and frames - first_steered > 1:
             m = ControlMetric()
-            m.update(clip, full)
+            m.update(clip[first_steered:], full[first_steered:])
             row.update(m.compute())
+            row["control_from_frame"] = first_steered
         rows.append(row)
         msg = f"{clip_name}: {frames} frames in {seconds:.1f} s"
         if "trans_err_m" in row:
@@ -194,7 +274,8 @@ def generate(
         "sampler": sampler,
         "steps": steps,
         "guidance": guidance,
-        "trajectory": np.asarray(path[:frames]).tolist(),
+        "opening": opening,
+        "trajectory": full.tolist(),
         "clips": rows,
         "seconds_per_clip": float(np.mean([r["seconds"] for r in rows])),
     }

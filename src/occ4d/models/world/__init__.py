@@ -6,6 +6,7 @@
 - :class:`OccAutoregressive`: OccWorld-style token transformer with ego-pose tokens.
 - :class:`CopyLast`, :class:`EgoWarp`, :class:`MotionWarp`: baselines (motion-warp also serves as
   the refiner's prior); :class:`Planner`: future ego trajectory.
+- :func:`rollout`: trajectory-steered generation by forecasting (an opening continued along a path).
 Every forecaster answers ``forecast(past_occ, traj) -> (B, future, X, Y, Z)``.
 """
 
@@ -18,6 +19,7 @@ from occ4d.models.world.latents import LatentCodec
 from occ4d.models.world.motion import MotionConfig, MotionWarp, motion_warp
 from occ4d.models.world.planner import Planner, PlannerConfig
 from occ4d.models.world.refiner import RefinerConfig, WarpRefiner, warp_history
+from occ4d.models.world.rollout import compose_traj, rollout
 
 __all__ = [
     "AutoregressiveConfig",
@@ -40,4 +42,6 @@ __all__ = [
     "RefinerConfig",
     "WarpRefiner",
     "warp_history",
+    "compose_traj",
+    "rollout",
 ]
