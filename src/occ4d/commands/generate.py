@@ -102,12 +102,13 @@ def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
         raise DataError(path, f"no scene {name!r}; scenes: {sorted(scenes)[:10]}")
     recs = scenes[name][start : start + past]
     if len(recs) < past:
-        raise DataError(path, f"scene {name} has no {past} keyframes from {start} (it has {len(scenes[name])})")
+        have = len(scenes[name])
+        raise DataError(path, f"scene {name} has no {past} keyframes from {start} (it has {have})")
     sems = []
     for r in recs:
         sem = load_frame(r).semantics
         if tuple(sem.shape) != tuple(OCC3D.shape):
-            raise DataError(r.path, f"opening frames must be on the Occ3D grid {OCC3D.shape}, got {sem.shape}")
+            raise DataError(r.path, f"opening frames must be on the Occ3D grid {OCC3D.shape}, not {sem.shape}")
         sems.append(sem)
     return torch.from_numpy(np.stack(sems).astype(np.uint8)), ego_trajectory(recs, 0).xyyaw
 
@@ -210,7 +211,7 @@ def generate(
 
     mode, model, past, future = _load(ckpt, device)
     if mode == "rollout" and not opening:
-        raise SystemExit(f"{ckpt} forecasts: give --opening (a generator run or a dataset) to start its clips")
+        raise SystemExit(f"{ckpt} forecasts: give --opening (a generator run or a dataset) to open its clips")
     if mode == "generator" and opening:
         raise SystemExit(f"{ckpt} is a generator: --opening is for forecaster runs and baselines")
     if frames < 1 or samples < 1:
@@ -248,7 +249,8 @@ def generate(
                 first = opener.generate(tr[:, :past], frames=past, generator=g, progress=False, **sampling)
             else:
                 first = real[0][None].to(device)
-            clip = rollout(model, first, tr, frames, past=past, future=future, generator=g, **sampling)[0].cpu()
+            clip = rollout(model, first, tr, frames, past=past, future=future, generator=g, **sampling)
+            clip = clip[0].cpu()
         seconds = time.perf_counter() - t0
         clip_name = f"{name}-s{seed + k}"
         write_clip(out_dir, clip_name, clip.numpy(), full, infos)
