@@ -108,7 +108,8 @@ def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
     for r in recs:
         sem = load_frame(r).semantics
         if tuple(sem.shape) != tuple(OCC3D.shape):
-            raise DataError(r.path, f"opening frames must be on the Occ3D grid {OCC3D.shape}, not {sem.shape}")
+            want = OCC3D.shape
+            raise DataError(r.path, f"opening frames must be on the Occ3D grid {want}, not {sem.shape}")
         sems.append(sem)
     return torch.from_numpy(np.stack(sems).astype(np.uint8)), ego_trajectory(recs, 0).xyyaw
 
