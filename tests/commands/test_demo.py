@@ -16,7 +16,8 @@ def test_demo_end_to_end(tmp_path, capsys):
           "--budget", "0.003", "--steps", "2", "--gen-frames", "4"])
     text = capsys.readouterr().out
     assert "class histogram" in text
-    assert all(f"{name}: 1 windows" in text for name in ("copy-last", "ego-warp", "motion-warp"))
+    baselines = ("copy-last", "ego-warp", "motion-warp", "motion-extrude")
+    assert all(f"{name}: 1 windows" in text for name in baselines)
     pngs = sorted((tmp_path / "pictures").glob("*.png"))
     assert len(pngs) == 2
     gif = next((tmp_path / "pictures").glob("*.gif"))
@@ -32,10 +33,10 @@ def test_demo_end_to_end(tmp_path, capsys):
     # baselines and the trained forecaster: protocol tables of real numbers in range
     rows = [line.split() for line in text.splitlines() if line.startswith(("mIoU", "IoU"))]
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
-    assert vals.shape == (8, 4) and np.all((vals >= 0) & (vals <= 100))  # 3 baselines + the model
+    assert vals.shape == (10, 4) and np.all((vals >= 0) & (vals <= 100))  # 4 baselines + the model
     assert "diffusion forecaster (tiny-forecaster-warp at 0.003 x budget): 1 windows" in text
     # one generated clip per prompt, with the control error with and without the condition
-    table = text[text.index("prompt      error with trajectory"):].splitlines()[1:5]
+    table = text[text.index("without (unconditional branch)"):].splitlines()[1:5]
     control = [line.split() for line in table]
     assert [r[0] for r in control] == ["straight", "left", "right", "stop"]
     errs = np.array([[float(r[1]), float(r[3]), float(r[4]), float(r[6])] for r in control])
@@ -52,6 +53,16 @@ def test_demo_without_training_runs_the_baselines_only(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
     html = (tmp_path / "viewer.html").read_text()
     assert "ego-warp forecast" in html and "motion-warp forecast" in html
+    # generation by forecasting: the real opening follows each prompt, far closer than the control
+    table = text[text.index("control (history extrapolated)"):].splitlines()[1:5]
+    rows = [line.split() for line in table]
+    assert [r[0] for r in rows] == ["straight", "left", "right", "stop"]
+    errs = np.array([[float(r[1]), float(r[3]), float(r[4]), float(r[6])] for r in rows])
+    assert np.all(errs[:, 0] < 0.5) and np.all(errs[:, 2] > 4 * errs[:, 0])
+    assert np.all(errs[1:3, 1] < 1.0) and np.all(errs[1:3, 3] > 5.0)  # the turns, in degrees
+    for prompt in ("straight", "left", "right", "stop"):
+        assert len(read_video(tmp_path / "steered" / f"{prompt}.gif")) == 10
+        assert (tmp_path / "steered" / f"{prompt}.npz").is_file()
 
 
 def test_demo_refuses_too_few_frames(tmp_path):

@@ -108,8 +108,48 @@ def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int =
     return rows
 
 
-def format_control(rows: list[dict]) -> str:
-    lines = ["prompt      error with trajectory (m / deg)   without (unconditional branch)"]
+def steer_clips(windows, out: Path, *, past: int, future: int, frames: int) -> list[dict]:
+    """Generation by forecasting: the first window's opening continued along each prompt.
+
+    ``motion-extrude`` (no training) continues the opening's ``past`` real frames to ``frames``
+    frames along each prompt (``occ4d generate --ckpt motion-extrude --opening DATA``), and, as the
+    control, along the opening's own history at constant velocity. Both are scored against the
+    prompt from the last opening frame on; clip files and GIFs go to ``out``.
+    """
+    from occ4d.commands.forecast import load_forecaster
+    from occ4d.io.clipfile import save_clip
+    from occ4d.metrics.control import ControlMetric
+    from occ4d.models.world.embed import extend_traj
+    from occ4d.models.world.prompts import prompt_trajectory
+    from occ4d.models.world.rollout import compose_traj, rollout
+    from occ4d.vis.video import clip_frames, write_video
+
+    model, past, future, _ = load_forecaster("motion-extrude", past=past, future=future)
+    item = windows[0]
+    occ, own = item["semantics"][None, :past], item["trajectory"][:past].double().numpy()
+    rows = []
+    for name in DEMO_PROMPTS:
+        full = compose_traj(own, prompt_trajectory(name, frames - past + 1))
+        row = {"prompt": name}
+        ahead = extend_traj(torch.as_tensor(own)[None], frames)[0].numpy()
+        for key, drive in (("cond", full), ("uncond", ahead)):
+            path = torch.as_tensor(drive)[None].float()
+            with torch.no_grad():
+                clip = rollout(model, occ, path, frames, past=past, future=future)[0]
+            m = ControlMetric()
+            m.update(clip[past - 1 :], full[past - 1 :])
+            err = m.compute()
+            row[f"{key}_m"], row[f"{key}_deg"] = err["trans_err_m"], err["yaw_err_deg"]
+            if key == "cond":
+                save_clip(out / f"{name}.npz", clip.numpy(), full, current=past - 1)
+                write_video(out / f"{name}.gif", clip_frames(clip.numpy(), trajectory=full, current=past - 1,
+                                                             scale=2, title=f"steered: {name}"), fps=2.0)
+        rows.append(row)
+    return rows
+
+
+def format_control(rows: list[dict], without: str = "without (unconditional branch)") -> str:
+    lines = [f"prompt      error with trajectory (m / deg)   {without}"]
     for r in rows:
         lines.append(f"{r['prompt']:<10}  {r['cond_m']:6.2f} / {r['cond_deg']:5.2f}"
                      f"                 {r['uncond_m']:6.2f} / {r['uncond_deg']:5.2f}")
