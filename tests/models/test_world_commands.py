@@ -96,6 +96,11 @@ def test_forecast_report_is_reproducible(dataset_dir, tmp_path, capsys):
     forecast(ckpt="motion-extrude", data=str(dataset_dir), json=str(a))
     ext = json.loads(a.read_text())
     assert ext["model"] == "motion-extrude" and ext["IoU_avg"] > ra["IoU_avg"]
+    # Every frame of this world lies a whole number of voxels from the others: fusing the history
+    # samples nothing new, so fused-warp equals motion-extrude.
+    forecast(ckpt="fused-warp", data=str(dataset_dir), json=str(a))
+    fused = json.loads(a.read_text())
+    assert fused["model"] == "fused-warp" and fused["per_class"] == ext["per_class"]
     with pytest.raises(SystemExit, match="planner"):
         forecast(ckpt="ego-warp", data=str(dataset_dir), traj="pred")
 

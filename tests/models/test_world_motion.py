@@ -11,7 +11,8 @@ import torch
 from occ4d.core.grid import GridSpec
 from occ4d.core.vocab import Occ3D
 from occ4d.models.world import EgoWarp, MotionConfig, MotionWarp, RefinerConfig, WarpRefiner, motion_warp
-from occ4d.models.world.motion import GROUND
+from occ4d.models.world.baselines import warp_grid
+from occ4d.models.world.motion import GROUND, fuse_history
 from occ4d.models.world.rollout import compose_traj, rollout
 
 FREE, CAR, PED = int(Occ3D.FREE), int(Occ3D.CAR), int(Occ3D.PEDESTRIAN)
@@ -149,7 +150,8 @@ def test_refiner_over_motion_warp_starts_as_motion_warp():
     onehot = torch.nn.functional.one_hot
     assert not torch.allclose(delta - onehot(moved.long(), 18), other - onehot(warped.long(), 18))
     ext = WarpRefiner(dataclasses.replace(cfg, base="motion-extrude"))
-    assert ext.motion.config.extrude == GROUND
+    assert ext.motion.config.extrude == GROUND and not ext.motion.config.fuse
+    assert WarpRefiner(dataclasses.replace(cfg, base="fused-warp")).motion.config.fuse
     assert torch.equal(ext(occ, tr).argmax(-1).to(torch.uint8), ext.prior(occ, tr, torch.arange(F)))
     with pytest.raises(ValueError, match="base"):
         RefinerConfig(base="flow")
@@ -189,3 +191,44 @@ def test_rollout_continues_an_opening_window_by_window():
         rollout(model, opening, torch.full_like(traj, float("nan")), 13, past=P, future=F)
     with pytest.raises(ValueError, match="at least"):
         rollout(model, opening, traj, 2, past=P, future=F)
+
+
+def pole_frame(ego_x: float, lo: float = 4.95, hi: float = 5.15, car_at: int | None = None) -> np.ndarray:
+    """The road with a 0.2 m pole at world x in [lo, hi), seen from an ego at world ``ego_x``:
+    a column is labelled by what lies at its centre, as Occ3D and the synthetic world do."""
+    g = np.full(SHAPE, FREE, np.uint8)
+    g[..., 0] = ROAD
+    centres = GRID.range_min[0] + 0.4 * (np.arange(SHAPE[0]) + 0.5) + ego_x
+    g[(centres >= lo) & (centres < hi), 20, 1:4] = BUILDING
+    if car_at is not None:
+        g[car_at : car_at + 5, 10:14, 1:3] = CAR
+    return g
+
+
+def test_fusing_the_history_recovers_what_the_current_frame_sampled_between():
+    # The pole lies between two voxel centres of the current frame (ego at 0.2 m) but on one of the
+    # previous frame's (ego at 0.0 m) and of the target frame's (ego at 0.4 m).
+    past = np.stack([pole_frame(0.0), pole_frame(0.2)])
+    assert (past[1] == BUILDING).sum() == 0 and (past[0] == BUILDING).sum() == 3
+    traj = np.array([[-0.2, 0.0, 0.0], [0.0, 0.0, 0.0], [0.2, 0.0, 0.0]])
+    want = pole_frame(0.4)
+    plain = warp_grid(torch.from_numpy(past[1])[None], torch.tensor([[0.2, 0.0, 0.0]]), grid=GRID)[0].numpy()
+    fused = fuse_history(plain, past, traj[:2], traj[2], grid=GRID)
+    assert (plain == BUILDING).sum() == 0
+    assert np.array_equal(fused[:59], want[:59])  # the last row entered the grid: nobody saw it
+    # a car that stood in the older frame is not fused in; one in the output is kept
+    past[0] = pole_frame(0.0, car_at=30)
+    assert np.array_equal(fuse_history(plain, past, traj[:2], traj[2], grid=GRID)[:59], want[:59])
+    with_car = plain.copy()
+    with_car[5:8, 5:8, 1] = CAR
+    assert (fuse_history(with_car, past, traj[:2], traj[2], grid=GRID)[5:8, 5:8, 1] == CAR).all()
+
+
+def test_fused_warp_equals_motion_extrude_on_a_history_of_one_pose():
+    g = torch.Generator().manual_seed(1)
+    occ = torch.randint(11, 18, (1, 1, *SHAPE), generator=g).to(torch.uint8).expand(1, P, *SHAPE)
+    traj = torch.zeros(1, P + F, 3)
+    traj[:, P:, 0] = torch.arange(1, F + 1) * 0.9
+    ext = MotionWarp(past=P, future=F, grid=GRID, config=MotionConfig(extrude=GROUND))
+    fused = MotionWarp(past=P, future=F, grid=GRID, config=MotionConfig(extrude=GROUND, fuse=True))
+    assert torch.equal(fused.forecast(occ, traj), ext.forecast(occ, traj))

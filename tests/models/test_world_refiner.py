@@ -282,7 +282,11 @@ def test_unseen_region_refiner_corrects_only_what_the_current_frame_did_not_see(
 
 @pytest.mark.parametrize(
     ("preset", "base"),
-    [("tiny-forecaster-motion", "motion-warp"), ("tiny-forecaster-extrude", "motion-extrude")],
+    [
+        ("tiny-forecaster-motion", "motion-warp"),
+        ("tiny-forecaster-extrude", "motion-extrude"),
+        ("tiny-forecaster-fused", "fused-warp"),
+    ],
 )
 def test_motion_presets_build_with_their_prior_and_region_and_train(monkeypatch, preset, base):
     import tyro

@@ -11,7 +11,8 @@ conditioned on is stated with the table, because published numbers differ on it 
 ``--ckpt`` is a world-model run (forecaster or autoregressive), or a baseline by name:
 ``copy-last``, ``ego-warp``, ``motion-warp`` (ego-warp plus constant-velocity tracked objects,
 :mod:`occ4d.models.world.motion`) or ``motion-extrude`` (motion-warp with the ground classes of
-the grid's border continued into the area that enters the grid). Sampling uses a generator
+the grid's border continued into the area that enters the grid) or ``fused-warp`` (motion-extrude
+with static columns resampled from every history frame). Sampling uses a generator
 seeded with ``seed + window index``, so the same command gives the same numbers.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude")
+BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")
 
 
 def load_forecaster(ckpt: str, *, past: int = 4, future: int = 6, device: str = "cpu"):
@@ -30,8 +31,9 @@ def load_forecaster(ckpt: str, *, past: int = 4, future: int = 6, device: str = 
 
     if ckpt == "motion-warp":
         return MotionWarp(past=past, future=future), past, future, ckpt
-    if ckpt == "motion-extrude":
-        return MotionWarp(past=past, future=future, config=MotionConfig(extrude=GROUND)), past, future, ckpt
+    if ckpt in ("motion-extrude", "fused-warp"):
+        cfg = MotionConfig(extrude=GROUND, fuse=ckpt == "fused-warp")
+        return MotionWarp(past=past, future=future, config=cfg), past, future, ckpt
     if ckpt == "copy-last":
         return CopyLast(past=past, future=future), past, future, ckpt
     if ckpt == "ego-warp":
@@ -149,7 +151,7 @@ def forecast(
 
     Args:
         ckpt: a forecaster or autoregressive world-model run, or ``copy-last`` / ``ego-warp`` /
-            ``motion-warp`` / ``motion-extrude``.
+            ``motion-warp`` / ``motion-extrude`` / ``fused-warp``.
         data: dataset folder (or info file) with the split to score.
         traj: condition on the ground-truth future trajectory (gt) or the planner's (pred).
         planner: planner run for ``--traj pred``.

@@ -62,7 +62,7 @@ class WorldModelConfig:
     refine_prior: float = 4.0  # logit scale of the ego-warp prior (corrections are in its units)
     refine_frames: int = 2  # future frames per clip the refiner trains on (0: all six)
     # the prior the refiner corrects
-    refine_base: Literal["ego-warp", "motion-warp", "motion-extrude"] = "ego-warp"
+    refine_base: Literal["ego-warp", "motion-warp", "motion-extrude", "fused-warp"] = "ego-warp"
     refine_balanced: bool = False  # class-balanced cross-entropy for the refiner
     refine_region: Literal["all", "unseen"] = "all"  # where the refiner may correct its prior
     # planner
@@ -151,6 +151,13 @@ PRESETS: dict[str, Preset] = {
         dataclasses.replace(_TINY_OPTIM, lr=3e-3, total_samples=1_000),
         note="tiny-forecaster-motion over motion-extrude (motion-warp with the ground continued into the "
         "area entering the grid): the refiner corrects the extruded columns",
+    ),
+    "tiny-forecaster-fused": Preset(
+        _tiny("forecaster", past=4, future=6, refine=True, refine_base="fused-warp", refine_region="unseen"),
+        DataConfig(frames=10, stride=1, batch_size=4),
+        dataclasses.replace(_TINY_OPTIM, lr=3e-3, total_samples=1_000),
+        note="tiny-forecaster-motion over fused-warp (motion-extrude with the static columns resampled "
+        "from every history frame): the refiner corrects the columns the current frame did not see",
     ),
     "tiny-generator": Preset(
         _tiny("generator", frames=8),

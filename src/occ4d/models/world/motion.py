@@ -23,6 +23,15 @@ With ``MotionConfig(extrude=GROUND)`` (the ``motion-extrude`` baseline), the are
 grid is not left free: it copies the ground classes of the nearest border column of the current
 frame (``warp_grid(..., extrude=...)``), which continues a straight road ahead.
 
+With ``fuse=True`` as well (the ``fused-warp`` baseline), static columns are resampled from the
+whole history, not the current frame alone. Every keyframe samples the world at its own voxel
+centres (Occ3D labels a voxel by what lies at its centre; the synthetic world does exactly that),
+so frames taken at different sub-voxel offsets sample the static scene more densely than one.
+Each output column takes the column of the history frame whose voxel centre lies nearest to its
+own centre, among the frames that see it with no dynamic class in that column; columns holding a
+(moved) dynamic object keep motion-warp's. Nearest-neighbour warping of the current frame alone
+misplaces thin structures (poles, barriers, edges of buildings) by up to half a voxel.
+
 Heading changes are not modelled (translation only), and untracked objects (new, truncated or
 unmatched) stand still, so motion-warp equals ego-warp on a scene without tracked motion.
 Tracking runs in numpy/scipy on the CPU (connected components have no good torch equivalent);
@@ -59,6 +68,7 @@ class MotionConfig:
     min_speed: float = 0.25  # slower objects stand still (0.5 m/s at 2 Hz)
     dynamic: tuple[int, ...] = tuple(sorted(int(c) for c in OCC3D_DYNAMIC))
     extrude: tuple[int, ...] = ()  # classes continued into the area entering the grid (e.g. GROUND)
+    fuse: bool = False  # static columns from the history frame that sampled them most closely
 
     def __post_init__(self) -> None:
         if self.gate <= 0 or self.track_gate <= 0 or self.min_speed < 0:
@@ -209,6 +219,52 @@ def motion_warp(
         out[n] = warp_grid(
             torch.from_numpy(grid_k)[None], poses[n : n + 1], grid=grid, fill=free, extrude=config.extrude
         )[0].numpy()
+        if config.fuse:
+            out[n] = fuse_history(out[n], past, traj[:p], traj[p + k], grid=grid, dynamic=config.dynamic)
+    return out
+
+
+def fuse_history(
+    warped: np.ndarray,
+    past: np.ndarray,
+    past_traj: np.ndarray,
+    pose: np.ndarray,
+    *,
+    grid: GridSpec = OCC3D,
+    dynamic: tuple[int, ...] = MotionConfig.dynamic,
+) -> np.ndarray:
+    """Static columns of ``warped`` (X, Y, Z; the frame at ``pose``) resampled from the history.
+
+    ``past`` (P, X, Y, Z) frames at ``past_traj`` (P, 3) poses and ``pose`` (3,) are all in the
+    current frame. Each column takes the static column (no dynamic class) whose voxel centre, in
+    any history frame, lies nearest to the output column's centre; columns where ``warped`` holds
+    a dynamic class, or that no frame sees, are kept.
+    """
+    nx, ny = warped.shape[:2]
+    v = float(grid.voxel_size[0])
+    cx = grid.range_min[0] + v * (np.arange(nx) + 0.5)
+    cy = grid.range_min[1] + float(grid.voxel_size[1]) * (np.arange(ny) + 0.5)
+    qx, qy = np.meshgrid(cx, cy, indexing="ij")
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    px, py = c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]  # output centres, current frame
+    is_dyn = np.zeros(256, dtype=bool)
+    is_dyn[list(dynamic)] = True
+    out = warped.copy()
+    best = np.full((nx, ny), np.inf)
+    for frame, (x0, y0, yaw) in zip(past, past_traj, strict=True):
+        c, s = np.cos(yaw), np.sin(yaw)
+        fx, fy = c * (px - x0) + s * (py - y0), -s * (px - x0) + c * (py - y0)  # in that frame
+        ix = np.floor((fx - grid.range_min[0]) / v).astype(np.int64)
+        iy = np.floor((fy - grid.range_min[1]) / grid.voxel_size[1]).astype(np.int64)
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        ix, iy = ix.clip(0, nx - 1), iy.clip(0, ny - 1)
+        col = frame[ix, iy]  # (X, Y, Z)
+        dist = np.hypot(fx - cx[ix], fy - cy[iy])
+        take = inside & (dist < best) & ~is_dyn[col].any(-1)
+        best = np.where(take, dist, best)
+        out[take] = col[take]
+    keep = is_dyn[warped].any(-1)
+    out[keep] = warped[keep]
     return out
 
 

@@ -25,7 +25,8 @@ refiner starts from ego-warp and learns only the corrections:
    (:mod:`occ4d.models.world.motion`: ego-warp with constant-velocity tracked objects), whose
    columns then also enter the stem like a warped past frame's, so the net sees what it corrects,
    or ``motion-extrude`` (motion-warp with the ground classes continued into the area entering
-   the grid from the nearest border column).
+   the grid from the nearest border column), or ``fused-warp`` (motion-extrude with static columns
+   resampled from every history frame).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from occ4d.models.world.baselines import warp_grid
 from occ4d.models.world.embed import rebase_traj
 from occ4d.models.world.motion import GROUND, MotionConfig, MotionWarp
 
-BASES = ("ego-warp", "motion-warp", "motion-extrude")
+BASES = ("ego-warp", "motion-warp", "motion-extrude", "fused-warp")
 REGIONS = ("all", "unseen")
 
 
@@ -205,7 +206,10 @@ class WarpRefiner(nn.Module):
                 past=cfg.past,
                 future=cfg.future,
                 grid=cfg.grid,
-                config=MotionConfig(extrude=GROUND if cfg.base == "motion-extrude" else ()),
+                config=MotionConfig(
+                    extrude=GROUND if cfg.base in ("motion-extrude", "fused-warp") else (),
+                    fuse=cfg.base == "fused-warp",
+                ),
             )
             if cfg.base != "ego-warp"
             else None
@@ -254,7 +258,8 @@ class WarpRefiner(nn.Module):
     def prior(self, past_occ: torch.Tensor, traj: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """The forecast the refiner corrects, (B, K, X, Y, Z) labels: the current frame ego-warped
         to each future frame k (the EgoWarp baseline's prediction), or motion-warp's (with the
-        ground extruded into the area entering the grid for ``motion-extrude``)."""
+        ground extruded into the area entering the grid for ``motion-extrude``, and the static
+        columns fused from the history for ``fused-warp``)."""
         cfg = self.config
         if self.motion is not None:
             return self.motion.predict(past_occ, traj, steps).to(past_occ.dtype)
