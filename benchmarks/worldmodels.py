@@ -18,7 +18,7 @@ presets' budgets times ``--scale``. Then it prints four tables:
    the DiT generator, with the trajectory condition (guidance 1) and without it (guidance 0: the
    unconditional branch of the same model, trained with 10% condition dropout). For generation by
    forecasting (``occ4d generate --ckpt FORECASTER --opening DATA``: real validation openings of
-   4 frames continued along the prompt), the motion-extrude baseline and the ``forecaster-extrude``
+   4 frames continued along the prompt), the fused-warp baseline and the ``forecaster-fused``
    run, against a control that continues each opening along its own history at constant velocity
    instead of the prompt; errors from the last opening frame on;
 4. training samples/s and peak resident memory per preset (this machine; shared CPUs make the
@@ -69,9 +69,14 @@ RUNS = {
         ["worldmodel", "--preset", "tiny-forecaster-motion", "--model.tokenizer", "{runs}/tiny-vae"],
         1000,
     ),
-    # The same over motion-extrude (the ground continued into the area entering the grid).
+    # The same over motion-extrude (the ground continued into the area entering the grid), and over
+    # fused-warp (motion-extrude with the static columns resampled from every history frame).
     "forecaster-extrude": (
         ["worldmodel", "--preset", "tiny-forecaster-extrude", "--model.tokenizer", "{runs}/tiny-vae"],
+        1000,
+    ),
+    "forecaster-fused": (
+        ["worldmodel", "--preset", "tiny-forecaster-fused", "--model.tokenizer", "{runs}/tiny-vae"],
         1000,
     ),
     "generator": (["worldmodel", "--preset", "tiny-generator", "--model.tokenizer", "{runs}/tiny-vae"], 3000),
@@ -157,6 +162,7 @@ def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, 
         ("ego-warp (static world)", "ego-warp", "gt"),
         ("motion-warp (tracked objects)", "motion-warp", "gt"),
         ("motion-extrude (tracked objects, ground continued)", "motion-extrude", "gt"),
+        ("fused-warp (motion-extrude, static columns from every history frame)", "fused-warp", "gt"),
         ("autoregressive (OccWorld-style)", str(work / "runs/autoregressive"), "gt"),
         ("diffusion forecaster", str(work / "runs/forecaster"), "gt"),
         ("diffusion forecaster", str(work / "runs/forecaster"), "pred"),
@@ -165,6 +171,7 @@ def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, 
         ("ego-warp skip without the latent forecast", str(work / "runs/forecaster-warp-nolatent"), "gt"),
         ("diffusion forecaster + motion-warp skip", str(work / "runs/forecaster-motion"), "gt"),
         ("diffusion forecaster + motion-extrude skip", str(work / "runs/forecaster-extrude"), "gt"),
+        ("diffusion forecaster + fused-warp skip", str(work / "runs/forecaster-fused"), "gt"),
     ]:
         run = Path(ckpt).name
         if run in RUNS and run not in have:
@@ -313,10 +320,10 @@ def control_table(work: Path, clips: int, frames: int, have: set[str]) -> list[t
     ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=0, stride=1, with_masks=False)
     picks = np.linspace(0, len(ds) - 1, clips).round().astype(int)
     openings = [(ds[int(i)]["semantics"], ds[int(i)]["trajectory"].double().numpy()) for i in picks]
-    models = [("motion-extrude rollout (control: history extrapolated)", "motion-extrude")]
-    if (work / "runs" / "forecaster-extrude" / "config.json").exists():
-        models.append(("forecaster-extrude rollout (control: history extrapolated)",
-                       str(work / "runs" / "forecaster-extrude")))
+    models = [("fused-warp rollout (control: history extrapolated)", "fused-warp")]
+    if (work / "runs" / "forecaster-fused" / "config.json").exists():
+        models.append(("forecaster-fused rollout (control: history extrapolated)",
+                       str(work / "runs" / "forecaster-fused")))
     for label, ckpt in models:
         model, past, future, _ = load_forecaster(ckpt)
         for prompt in PROMPTS:

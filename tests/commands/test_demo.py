@@ -16,7 +16,7 @@ def test_demo_end_to_end(tmp_path, capsys):
           "--budget", "0.003", "--steps", "2", "--gen-frames", "4"])
     text = capsys.readouterr().out
     assert "class histogram" in text
-    baselines = ("copy-last", "ego-warp", "motion-warp", "motion-extrude")
+    baselines = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")
     assert all(f"{name}: 1 windows" in text for name in baselines)
     pngs = sorted((tmp_path / "pictures").glob("*.png"))
     assert len(pngs) == 2
@@ -33,7 +33,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     # baselines and the trained forecaster: protocol tables of real numbers in range
     rows = [line.split() for line in text.splitlines() if line.startswith(("mIoU", "IoU"))]
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
-    assert vals.shape == (10, 4) and np.all((vals >= 0) & (vals <= 100))  # 4 baselines + the model
+    assert vals.shape == (12, 4) and np.all((vals >= 0) & (vals <= 100))  # 5 baselines + the model
     assert "diffusion forecaster (tiny-forecaster-warp at 0.003 x budget): 1 windows" in text
     # one generated clip per prompt, with the control error with and without the condition
     table = text[text.index("without (unconditional branch)"):].splitlines()[1:5]

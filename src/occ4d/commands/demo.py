@@ -2,10 +2,10 @@
 
 1. synthesize a small world in the Occ3D layout and print its summary;
 2. write top-down pictures of one validation scene (PNGs and a GIF with the ego path);
-3. forecast its windows with the copy-last, ego-warp, motion-warp and motion-extrude baselines and
-   print the OccWorld
+3. forecast its windows with the copy-last, ego-warp, motion-warp, motion-extrude and fused-warp
+   baselines and print the OccWorld
    protocol tables (1 s / 2 s / 3 s / avg, mIoU and IoU); then continue the first window's real
-   opening along each trajectory prompt with motion-extrude (generation by forecasting) and print
+   opening along each trajectory prompt with fused-warp (generation by forecasting) and print
    its controllability error against a control that ignores the prompt, with a GIF of each clip;
 4. train the tiny tokenizer (KL-VAE) and, on its latents, the tiny diffusion forecaster (with
    its full-resolution ego-warp skip) and generator, each with ``budget`` x its preset's sample
@@ -86,7 +86,7 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
           "(OccWorld protocol, GT trajectory)")
     windows = ClipDataset(val, past=past, future=future, stride=1, with_masks=False)
     forecasters = {}
-    for name in ("copy-last", "ego-warp", "motion-warp", "motion-extrude"):
+    for name in ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp"):
         model, p, f, _ = load_forecaster(name, past=past, future=future)
         with torch.no_grad():
             result = run_forecast(model, windows, past=p, future=f, traj="gt", progress=False)
@@ -97,7 +97,7 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
     steered = out / "steered"
     rows = steer_clips(windows, steered, past=past, future=future, frames=past + future)
     print("generation by forecasting: the first window's real opening continued along each prompt by "
-          "motion-extrude (control: along its own history)")
+          "fused-warp (control: along its own history)")
     print(format_control(rows, "control (history extrapolated)"))
     print(f"wrote the steered clips (clip files and GIFs) to {steered}")
 

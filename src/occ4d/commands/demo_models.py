@@ -111,8 +111,8 @@ def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int =
 def steer_clips(windows, out: Path, *, past: int, future: int, frames: int) -> list[dict]:
     """Generation by forecasting: the first window's opening continued along each prompt.
 
-    ``motion-extrude`` (no training) continues the opening's ``past`` real frames to ``frames``
-    frames along each prompt (``occ4d generate --ckpt motion-extrude --opening DATA``), and, as the
+    ``fused-warp`` (no training) continues the opening's ``past`` real frames to ``frames``
+    frames along each prompt (``occ4d generate --ckpt fused-warp --opening DATA``), and, as the
     control, along the opening's own history at constant velocity. Both are scored against the
     prompt from the last opening frame on; clip files and GIFs go to ``out``.
     """
@@ -124,7 +124,7 @@ def steer_clips(windows, out: Path, *, past: int, future: int, frames: int) -> l
     from occ4d.models.world.rollout import compose_traj, rollout
     from occ4d.vis.video import clip_frames, write_video
 
-    model, past, future, _ = load_forecaster("motion-extrude", past=past, future=future)
+    model, past, future, _ = load_forecaster("fused-warp", past=past, future=future)
     item = windows[0]
     occ, own = item["semantics"][None, :past], item["trajectory"][:past].double().numpy()
     rows = []

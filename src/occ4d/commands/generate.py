@@ -17,9 +17,10 @@ trajectory, and writes them in the Occ3D layout:
 trajectory shorter than N frames is continued at constant velocity. Clips longer than the model's
 training horizon are made window by window, each conditioned on the frames already made.
 
-``--ckpt`` may also be a forecaster run or a forecasting baseline (``motion-extrude``,
-``motion-warp``, ``ego-warp``) with ``--opening``: the clip then starts with ``past`` opening
-frames and is continued by forecasting along the trajectory (DOME's controllable generation,
+``--ckpt`` may also be a forecaster run or a forecasting baseline (``fused-warp``,
+``motion-extrude``, ``motion-warp``, ``ego-warp``) with ``--opening``: the clip then starts with
+``past`` opening frames and is continued by forecasting along the trajectory (DOME's
+controllable generation,
 :mod:`occ4d.models.world.rollout`). The opening is either a generator run (its first frames,
 drawn along the prompt; the whole clip follows the prompt) or a dataset folder / info file
 (``--scene`` / ``--start`` choose the keyframes; the prompt starts at the last real frame). The
@@ -185,7 +186,7 @@ def generate(
 
     Args:
         ckpt: a generator world-model run (``occ4d train worldmodel --preset tiny-generator``), or
-            with ``--opening`` a forecaster run or a forecasting baseline (``motion-extrude``).
+            with ``--opening`` a forecaster run or a forecasting baseline (``fused-warp``).
         traj: straight | left | right | stop | accelerate, a JSON file, or an info file / dataset folder.
         frames: frames per clip (2 Hz); longer than the training horizon uses sliding windows.
         samples: clips to draw.

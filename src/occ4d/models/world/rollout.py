@@ -12,10 +12,10 @@ ego trajectory makes a clip follow that trajectory. :func:`rollout` continues an
 3. repeat until the clip has ``frames`` frames.
 
 Any model with ``forecast(past_occ, traj, **sampling)`` works: a diffusion forecaster run, the
-autoregressive one, or a baseline (``motion-extrude`` continues the road into the area entering
-the grid; ``ego-warp`` leaves it free). The warp inside these forecasters moves the scene along
-the trajectory, so the clip's ego motion is the one asked for; the benchmark's controllability
-table measures it (``benchmarks/worldmodels.py``).
+autoregressive one, or a baseline (``fused-warp`` and ``motion-extrude`` continue the road into
+the area entering the grid; ``ego-warp`` leaves it free). The warp inside these forecasters
+moves the scene along the trajectory, so the clip's ego motion is the one asked for; the
+benchmark's controllability table measures it (``benchmarks/worldmodels.py``).
 """
 
 from __future__ import annotations
