@@ -20,10 +20,10 @@ training horizon are made window by window, each conditioned on the frames alrea
 ``--ckpt`` may also be a forecaster run or a forecasting baseline (``fused-warp``,
 ``motion-extrude``, ``motion-warp``, ``ego-warp``) with ``--opening``: the clip then starts with
 ``past`` opening frames and is continued by forecasting along the trajectory (DOME's
-controllable generation,
-:mod:`occ4d.models.world.rollout`). The opening is either a generator run (its first frames,
-drawn along the prompt; the whole clip follows the prompt) or a dataset folder / info file
-(``--scene`` / ``--start`` choose the keyframes; the prompt starts at the last real frame). The
+controllable generation, :mod:`occ4d.models.world.rollout`). The opening is either a generator
+run (its first frames, drawn along the prompt; the whole clip follows the prompt) or a dataset
+folder / info file (``--scene`` / ``--start`` choose the keyframes; the prompt starts at the last
+real frame). The
 controllability error of such clips is measured from the last opening frame on.
 """
 
