@@ -23,8 +23,7 @@ training horizon are made window by window, each conditioned on the frames alrea
 controllable generation, :mod:`occ4d.models.world.rollout`). The opening is either a generator
 run (its first frames, drawn along the prompt; the whole clip follows the prompt) or a dataset
 folder / info file (``--scene`` / ``--start`` choose the keyframes; the prompt starts at the last
-real frame). The
-controllability error of such clips is measured from the last opening frame on.
+real frame). The controllability error of such clips is measured from the last opening frame on.
 """
 
 from __future__ import annotations
