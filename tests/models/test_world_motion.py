@@ -12,7 +12,7 @@ from occ4d.core.grid import GridSpec
 from occ4d.core.vocab import Occ3D
 from occ4d.models.world import EgoWarp, MotionConfig, MotionWarp, RefinerConfig, WarpRefiner, motion_warp
 from occ4d.models.world.baselines import warp_grid
-from occ4d.models.world.motion import GROUND, fuse_history
+from occ4d.models.world.motion import GROUND, fuse_history, track_velocities
 from occ4d.models.world.rollout import compose_traj, rollout
 
 FREE, CAR, PED = int(Occ3D.FREE), int(Occ3D.CAR), int(Occ3D.PEDESTRIAN)
@@ -232,3 +232,30 @@ def test_fused_warp_equals_motion_extrude_on_a_history_of_one_pose():
     ext = MotionWarp(past=P, future=F, grid=GRID, config=MotionConfig(extrude=GROUND))
     fused = MotionWarp(past=P, future=F, grid=GRID, config=MotionConfig(extrude=GROUND, fuse=True))
     assert torch.equal(fused.forecast(occ, traj), ext.forecast(occ, traj))
+
+
+def test_velocities_are_estimated_in_each_frames_own_grid_under_ego_rotation():
+    # A car driving 1 m per frame along world x, seen by an ego that drives and turns (3 deg per
+    # frame); each frame labels its own voxel centres, as the synthetic world does.
+    ego = [(0.5 * t, 0.0, np.radians(3.0) * t) for t in range(P)]
+    frames = []
+    for t, (ex, ey, yaw) in enumerate(ego):
+        g = np.full(SHAPE, FREE, np.uint8)
+        g[..., 0] = ROAD
+        cx = GRID.range_min[0] + 0.4 * (np.arange(SHAPE[0]) + 0.5)
+        cy = GRID.range_min[1] + 0.4 * (np.arange(SHAPE[1]) + 0.5)
+        qx, qy = np.meshgrid(cx, cy, indexing="ij")
+        wx = np.cos(yaw) * qx - np.sin(yaw) * qy + ex - (2.0 + 1.0 * t)  # relative to the car's centre
+        wy = np.sin(yaw) * qx + np.cos(yaw) * qy + ey - 1.0
+        g[(np.abs(wx) < 2.2) & (np.abs(wy) < 0.9), 1:3] = CAR
+        frames.append(g)
+    cur = ego[-1]
+    traj = np.zeros((P + F, 3))
+    for t, (ex, ey, yaw) in enumerate(ego):  # each frame's pose in the current frame
+        c, s = np.cos(cur[2]), np.sin(cur[2])
+        dx, dy = ex - cur[0], ey - cur[1]
+        traj[t] = (c * dx + s * dy, -s * dx + c * dy, yaw - cur[2])
+    objs, vel = track_velocities(np.stack(frames), traj, grid=GRID)
+    assert len(objs) == 1
+    want = np.array([np.cos(cur[2]), -np.sin(cur[2])]) * 1.0 / 0.4  # world +x, in voxels of the current frame
+    assert np.abs(vel[0] - want).max() < 0.15, (vel[0], want)

@@ -4,12 +4,12 @@ Ego-warp (:mod:`occ4d.models.world.baselines`) leaves every moving object where 
 current frame. Motion-warp tracks the objects of the dynamic classes (mIoU_D's, PROTOCOLS §3.3)
 through the history and moves them on at their estimated velocity:
 
-1. **History in the current frame.** Every past frame is warped into the current ego frame
-   (pose ``inv(traj_p) o traj_current``) with the mask of columns its grid covers.
-2. **Objects.** In each frame, the columns holding a dynamic class are split into 8-connected
-   components, one class at a time (so a trailer and its tractor stay apart). A component that
-   touches the grid border or the part of the grid a past frame did not cover is *truncated*:
-   its centroid moves with the cut, not with the object, so it is never used to estimate motion.
+1. **Objects.** In each frame, in its own grid, the columns holding a dynamic class are split
+   into 8-connected components, one class at a time (so a trailer and its tractor stay apart). A
+   component that touches the grid border is *truncated*: its centroid moves with the cut, not
+   with the object, so it is never used to estimate motion.
+2. **History in the current frame.** Each past component's centroid is carried into the current
+   ego frame with that frame's exact pose (``traj_p``), so no resampling blurs it.
 3. **Tracks.** The current frame's components are matched to the previous frame's by class,
    size (within x2.5) and centroid distance (at most ``gate`` m per frame; Hungarian assignment),
    then further back from each track's predicted position with a tight gate. The velocity is the
@@ -51,7 +51,6 @@ from torch import nn
 from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB, Occ3D, Vocabulary
 from occ4d.models.world.baselines import warp_grid
-from occ4d.models.world.embed import rebase_traj
 
 # Occ3D's ground classes, the ones motion-extrude continues into the area entering the grid.
 GROUND = tuple(int(c) for c in (Occ3D.DRIVEABLE_SURFACE, Occ3D.OTHER_FLAT, Occ3D.SIDEWALK, Occ3D.TERRAIN))
@@ -86,12 +85,10 @@ class _Object:
     truncated: bool
 
 
-def _objects(labels: np.ndarray, covered: np.ndarray | None, dynamic: np.ndarray) -> list[_Object]:
+def _objects(labels: np.ndarray, dynamic: np.ndarray) -> list[_Object]:
     """Connected components of each dynamic class in a (X, Y, Z) label grid."""
     edge = np.zeros(labels.shape[:2], dtype=bool)
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    if covered is not None:
-        edge |= ndimage.binary_dilation(~covered, _EIGHT)
     out = []
     present = np.isin(np.arange(256), np.unique(labels))
     for c in dynamic[present[dynamic]]:
@@ -148,26 +145,31 @@ def track_velocities(
     """
     p = past.shape[0]
     dyn = np.asarray(config.dynamic, dtype=np.int64)
-    frames: list[tuple[np.ndarray, np.ndarray | None]] = []
-    t = torch.as_tensor(traj[None], dtype=torch.float64)
-    ones = torch.ones(1, *past.shape[1:3], 1, dtype=torch.uint8)
+    # Each past frame's objects in its own grid (exact centroids; truncated at its own border),
+    # centroids then moved into the current frame's voxel coordinates with the exact pose.
+    frames: list[list[_Object]] = []
+    vx, vy = float(grid.voxel_size[0]), float(grid.voxel_size[1])
     for src in range(p - 1):
-        pose = rebase_traj(t, src)[:, p - 1]  # the current frame's pose in frame src
-        lab = warp_grid(torch.from_numpy(past[src])[None], pose, grid=grid, fill=OCC3D_VOCAB.free)[0]
-        cov = warp_grid(ones, pose, grid=grid, fill=0)[0, ..., 0]
-        frames.append((lab.numpy(), cov.numpy().astype(bool)))
-    cur = _objects(past[-1], None, dyn)
+        objs = _objects(past[src], dyn)
+        x0, y0, yaw = traj[src]
+        c, s = np.cos(yaw), np.sin(yaw)
+        for o in objs:
+            mx = grid.range_min[0] + (o.centroid[0] + 0.5) * vx
+            my = grid.range_min[1] + (o.centroid[1] + 0.5) * vy
+            gx, gy = c * mx - s * my + x0, s * mx + c * my + y0
+            o.centroid = np.array([(gx - grid.range_min[0]) / vx - 0.5, (gy - grid.range_min[1]) / vy - 0.5])
+        frames.append(objs)
+    cur = _objects(past[-1], dyn)
     vel = np.zeros((len(cur), 2))
     if not cur or p < 2:
         return cur, vel
     voxel = float(grid.voxel_size[0])
     tracks = {i: [cur[i].centroid] for i in range(len(cur)) if not cur[i].truncated}
     step = {i: np.zeros(2) for i in tracks}
-    for back, (lab, cov) in enumerate(reversed(frames)):
+    for back, prev in enumerate(reversed(frames)):
         live = list(tracks) if back == 0 else [i for i in tracks if len(tracks[i]) == back + 1]
         if not live:
             break
-        prev = _objects(lab, cov, dyn)
         expect = np.stack([tracks[i][-1] - step[i] for i in live])
         gate = (config.gate if back == 0 else config.track_gate) / voxel
         hit = _match([cur[i] for i in live], expect, prev, gate)
