@@ -180,7 +180,7 @@ def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
         generate(ckpt="motion-extrude", out=str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="exceed"):
         generate(ckpt="motion-extrude", opening=str(dataset_dir), frames=4, out=str(tmp_path / "x"))
-    with pytest.raises(DataError, match="no 4 keyframes"):
+    with pytest.raises(DataError, match="fewer than 4 from keyframe 9"):
         generate(ckpt="motion-extrude", opening=str(dataset_dir), start=9, out=str(tmp_path / "x"))
 
 

@@ -62,8 +62,16 @@ def load_trajectory(spec: str, frames: int, scene: str = "", start: int = 0) -> 
         except (TypeError, ValueError) as e:
             raise DataError(path, f"trajectory must be a list of [x, y, yaw] rows ({e})") from e
         return traj.rebased(0).xyyaw, path.stem
-    from occ4d.data.index import group_by_scene, load_index
     from occ4d.data.trajectories import ego_trajectory
+
+    name, recs = scene_records(path, scene, start, frames, need=1)
+    return ego_trajectory(recs, 0).xyyaw, f"{name}-{start}"
+
+
+def scene_records(path: Path, scene: str, start: int, count: int, *, need: int) -> tuple:
+    """(scene name, up to ``count`` keyframe records from ``start``) of a dataset; at least ``need``."""
+    from occ4d.core.errors import DataError
+    from occ4d.data.index import group_by_scene, load_index
 
     scenes = group_by_scene(load_index(path))
     if not scenes:
@@ -71,10 +79,11 @@ def load_trajectory(spec: str, frames: int, scene: str = "", start: int = 0) -> 
     name = scene or next(iter(scenes))
     if name not in scenes:
         raise DataError(path, f"no scene {name!r}; scenes: {sorted(scenes)[:10]}")
-    recs = scenes[name][start : start + frames]
-    if not recs:
-        raise DataError(path, f"scene {name} has {len(scenes[name])} keyframes, none from {start}")
-    return ego_trajectory(recs, 0).xyyaw, f"{name}-{start}"
+    recs = scenes[name][start : start + count]
+    if len(recs) < need:
+        have = len(scenes[name])
+        raise DataError(path, f"scene {name} has {have} keyframes, fewer than {need} from keyframe {start}")
+    return name, recs
 
 
 def _is_run(spec: str) -> bool:
@@ -88,22 +97,13 @@ def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
 
     from occ4d.core.errors import DataError
     from occ4d.core.grid import OCC3D
-    from occ4d.data.index import group_by_scene, load_frame, load_index
+    from occ4d.data.index import load_frame
     from occ4d.data.trajectories import ego_trajectory
 
     path = Path(spec)
     if not path.exists():
         raise DataError(path, "no such opening: give a generator run or a dataset folder / info file")
-    scenes = group_by_scene(load_index(path))
-    if not scenes:
-        raise DataError(path, "no keyframes found")
-    name = scene or next(iter(scenes))
-    if name not in scenes:
-        raise DataError(path, f"no scene {name!r}; scenes: {sorted(scenes)[:10]}")
-    recs = scenes[name][start : start + past]
-    if len(recs) < past:
-        have = len(scenes[name])
-        raise DataError(path, f"scene {name} has no {past} keyframes from {start} (it has {have})")
+    _, recs = scene_records(path, scene, start, past, need=past)
     sems = []
     for r in recs:
         sem = load_frame(r).semantics
