@@ -285,7 +285,11 @@ def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> 
     return rows
 
 
-def control_table(work: Path, clips: int, frames: int, have: set[str]) -> list[tuple[str, str, dict]]:
+def control_table(
+    work: Path, clips: int, frames: int, have: set[str], gen_frames: int = 8
+) -> list[tuple[str, str, dict]]:
+    """Rows (model, prompt, {"with": errors, "control": errors}); DiT clips of ``gen_frames`` (its
+    training horizon), rollouts of ``frames`` (4 opening frames, then forecasts)."""
     from occ4d.commands.forecast import load_forecaster
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
@@ -299,7 +303,7 @@ def control_table(work: Path, clips: int, frames: int, have: set[str]) -> list[t
     if "generator" in have:
         gen, _, _ = load_model(work / "runs" / "generator")
         for prompt in PROMPTS:
-            traj = torch.as_tensor(prompt_trajectory(prompt, frames), dtype=torch.float32)
+            traj = torch.as_tensor(prompt_trajectory(prompt, gen_frames), dtype=torch.float32)
             row = {}
             for label, scale in (("with", 1.0), ("control", 0.0)):
                 out = gen.generate(
