@@ -69,12 +69,8 @@ RUNS = {
         ["worldmodel", "--preset", "tiny-forecaster-motion", "--model.tokenizer", "{runs}/tiny-vae"],
         1000,
     ),
-    # The same over motion-extrude (the ground continued into the area entering the grid), and over
-    # fused-warp (motion-extrude with the static columns resampled from every history frame).
-    "forecaster-extrude": (
-        ["worldmodel", "--preset", "tiny-forecaster-extrude", "--model.tokenizer", "{runs}/tiny-vae"],
-        1000,
-    ),
+    # The same over fused-warp (motion-warp, the ground continued into the area entering the grid,
+    # the static columns resampled from every history frame).
     "forecaster-fused": (
         ["worldmodel", "--preset", "tiny-forecaster-fused", "--model.tokenizer", "{runs}/tiny-vae"],
         1000,
@@ -170,7 +166,6 @@ def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, 
         ("diffusion forecaster + ego-warp skip", str(work / "runs/forecaster-warp"), "pred"),
         ("ego-warp skip without the latent forecast", str(work / "runs/forecaster-warp-nolatent"), "gt"),
         ("diffusion forecaster + motion-warp skip", str(work / "runs/forecaster-motion"), "gt"),
-        ("diffusion forecaster + motion-extrude skip", str(work / "runs/forecaster-extrude"), "gt"),
         ("diffusion forecaster + fused-warp skip", str(work / "runs/forecaster-fused"), "gt"),
     ]:
         run = Path(ckpt).name

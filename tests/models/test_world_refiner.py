@@ -284,7 +284,6 @@ def test_unseen_region_refiner_corrects_only_what_the_current_frame_did_not_see(
     ("preset", "base"),
     [
         ("tiny-forecaster-motion", "motion-warp"),
-        ("tiny-forecaster-extrude", "motion-extrude"),
         ("tiny-forecaster-fused", "fused-warp"),
     ],
 )

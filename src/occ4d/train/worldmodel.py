@@ -143,15 +143,6 @@ PRESETS: dict[str, Preset] = {
         note="tiny-forecaster-warp with motion-warp (ego-warp plus constant-velocity tracked objects) as the "
         "refiner's prior and input, correcting only the columns the current frame did not see",
     ),
-    "tiny-forecaster-extrude": Preset(
-        _tiny(
-            "forecaster", past=4, future=6, refine=True, refine_base="motion-extrude", refine_region="unseen"
-        ),
-        DataConfig(frames=10, stride=1, batch_size=4),
-        dataclasses.replace(_TINY_OPTIM, lr=3e-3, total_samples=1_000),
-        note="tiny-forecaster-motion over motion-extrude (motion-warp with the ground continued into the "
-        "area entering the grid): the refiner corrects the extruded columns",
-    ),
     "tiny-forecaster-fused": Preset(
         _tiny("forecaster", past=4, future=6, refine=True, refine_base="fused-warp", refine_region="unseen"),
         DataConfig(frames=10, stride=1, batch_size=4),
