@@ -2,9 +2,12 @@
 
     python docs/make_media.py [--seed 7] [--frames 12] [--out docs]
 
-writes ``synthetic_frame.png`` (one keyframe, 3D voxels, orbit camera, ego car in the middle) and
-``synthetic_clip.gif`` (a top-down clip with the ego path: white behind, red ahead) and keeps
-each under 1 MB. The same seed gives the same pictures.
+writes ``synthetic_frame.png`` (one keyframe, 3D voxels, orbit camera, ego car in the middle),
+``synthetic_clip.gif`` (a top-down clip with the ego path: white behind, red ahead) and
+``steered.gif`` (the scene's first four keyframes continued to 12 frames by forecasting with
+fused-warp along the straight, left and right prompts, side by side: ``occ4d generate --ckpt
+fused-warp --opening DATA --traj PROMPT``) and keeps each under 1 MB. The same seed gives the same
+pictures.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 LIMIT = 1_000_000  # bytes per file
+STEERED = 12  # frames of each steered clip: 4 real, 8 forecast
 
 
 def main() -> None:
@@ -45,11 +49,39 @@ def main() -> None:
     frames = list(clip_frames(clip.semantics, clip.vocab, clip.grid, clip.trajectory, clip.hz, clip.current,
                               "topdown", scale=2, title=f"synthetic {seq.name}"))
     outputs = {"synthetic_frame.png": png_bytes(frame), "synthetic_clip.gif": gif_bytes(frames, clip.hz)}
+    outputs["steered.gif"] = gif_bytes(steered_frames(seq, STEERED), seq.hz)
     for name, data in outputs.items():
         if len(data) > LIMIT:
             raise SystemExit(f"{name} would be {len(data):,} bytes, over the {LIMIT:,} limit")
         write_bytes(args.out / name, data)
         print(f"wrote {args.out / name} ({len(data):,} bytes)")
+
+
+def steered_frames(seq, frames: int) -> list:
+    """Top-down frames of the sequence's first 4 keyframes continued along three prompts, side by side."""
+    import numpy as np
+    import torch
+
+    from occ4d.commands.forecast import load_forecaster
+    from occ4d.core.trajectory import Trajectory
+    from occ4d.models.world import compose_traj, rollout
+    from occ4d.models.world.prompts import prompt_trajectory
+    from occ4d.vis.layout import hstack
+    from occ4d.vis.video import clip_frames
+
+    model, past, future, _ = load_forecaster("fused-warp")
+    opening = torch.as_tensor(np.asarray(seq.semantics[:past]))[None]
+    own = Trajectory(seq.trajectory[:past], seq.hz).rebased(0).xyyaw
+    panels = []
+    for prompt in ("straight", "left", "right"):
+        path = compose_traj(own, prompt_trajectory(prompt, frames - past + 1))
+        drive = torch.as_tensor(path)[None].float()
+        with torch.no_grad():
+            clip = rollout(model, opening, drive, frames, past=past, future=future)[0].numpy()
+        pictures = clip_frames(clip, seq.vocab, seq.grid, path, seq.hz, past - 1, "topdown", scale=2,
+                               title=f"steered: {prompt}")
+        panels.append(list(pictures))
+    return [hstack(list(row)) for row in zip(*panels, strict=True)]
 
 
 if __name__ == "__main__":

@@ -32,6 +32,14 @@ def test_make_media_writes_the_readme_pictures(tmp_path):
     assert 0.2 < (~np.all(frame == BACKGROUND_3D, axis=-1)).mean() < 0.98  # a scene, not a blank picture
     clip = read_video(gif)
     assert clip.shape[0] == 4 and len({c.tobytes() for c in clip}) == 4  # the clip moves
+    # the scene's first four keyframes continued along three prompts, side by side
+    steered = read_video(tmp_path / "steered.gif")
+    assert steered.shape[0] == 12 and (tmp_path / "steered.gif").stat().st_size < 1_000_000
+    width = (steered.shape[2] - 8) // 3  # three panels, 4-pixel gaps
+    panels = [steered[:, :, k * (width + 4) : k * (width + 4) + width] for k in range(3)]
+    ends = [p[-1, 30:] for p in panels]  # the last frames, below the titles: the prompts part ways
+    assert not any(np.array_equal(ends[a], ends[b]) for a, b in ((0, 1), (0, 2), (1, 2)))
     again = tmp_path / "again"
     assert make(again).returncode == 0
     assert (again / "synthetic_clip.gif").read_bytes() == gif.read_bytes()  # the same seed, the same bytes
+    assert (again / "steered.gif").read_bytes() == (tmp_path / "steered.gif").read_bytes()
