@@ -160,7 +160,7 @@ def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
         out = tmp_path / prompt
         generate(ckpt="motion-extrude", opening=str(dataset_dir), traj=prompt, frames=10, out=str(out))
         summary = json.loads((out / "summary.json").read_text())
-        clip = load_clip(out / "clips" / f"{dataset_dir.name}-{prompt}-s0.npz")
+        clip = load_clip(out / "clips" / f"scene-train-0-{prompt}-s0.npz")
         clips[prompt] = clip.semantics
         assert clip.semantics.shape == (10, *OCC3D.shape)
         # the opening is the scene's first four keyframes, and its ego moved 2 m per frame along x
@@ -181,7 +181,7 @@ def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
     with pytest.raises(SystemExit, match="exceed"):
         generate(ckpt="motion-extrude", opening=str(dataset_dir), frames=4, out=str(tmp_path / "x"))
     with pytest.raises(DataError, match="fewer than 4 from keyframe 9"):
-        generate(ckpt="motion-extrude", opening=str(dataset_dir), start=9, out=str(tmp_path / "x"))
+        generate(ckpt="motion-extrude", opening=str(dataset_dir), opening_start=9, out=str(tmp_path / "x"))
 
 
 def test_prompts_and_trajectory_files(tmp_path, dataset_dir):
@@ -215,6 +215,21 @@ def test_real_trajectory_prompt(mini_infos_path):
     tr, name = load_trajectory(str(mini_infos_path), 6)
     assert tr.shape == (6, 3) and np.allclose(tr[0], 0)
     assert 1.0 < np.linalg.norm(tr[-1, :2]) < 100.0  # a real drive: metres, not kilometres
+
+
+def test_real_trajectory_steers_generation_by_forecasting(mini_infos_path, dataset_dir, tmp_path):
+    """A real nuScenes drive (scene-0916's keyframes) as the prompt of a synthetic opening."""
+    from occ4d.commands.generate import generate, load_trajectory
+
+    out = tmp_path / "real"
+    generate(ckpt="fused-warp", opening=str(dataset_dir), traj=str(mini_infos_path), scene="scene-0916",
+             frames=10, out=str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    path, _ = load_trajectory(str(mini_infos_path), 7, "scene-0916")
+    rest = np.asarray(summary["trajectory"])[3:] - [6.0, 0.0, 0.0]  # the opening ends at x = 6 m
+    assert np.allclose(rest, path, atol=1e-9)
+    row = summary["clips"][0]
+    assert row["failed_share"] == 0 and row["trans_err_m"] < 0.4 and row["yaw_err_deg"] < 1.5, row
 
 
 @pytest.mark.slow

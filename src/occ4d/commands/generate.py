@@ -22,8 +22,9 @@ training horizon are made window by window, each conditioned on the frames alrea
 ``past`` opening frames and is continued by forecasting along the trajectory (DOME's
 controllable generation, :mod:`occ4d.models.world.rollout`). The opening is either a generator
 run (its first frames, drawn along the prompt; the whole clip follows the prompt) or a dataset
-folder / info file (``--scene`` / ``--start`` choose the keyframes; the prompt starts at the last
-real frame). The controllability error of such clips is measured from the last opening frame on.
+folder / info file (``--opening-scene`` / ``--opening-start`` choose the keyframes; the prompt
+starts at the last of them). The controllability error of such clips is measured from the last
+opening frame on.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _is_run(spec: str) -> bool:
 
 
 def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
-    """(past, X, Y, Z) uint8 labels and (past, 3) poses of ``past`` real keyframes of a dataset."""
+    """(past, X, Y, Z) uint8 labels, (past, 3) poses and the scene of ``past`` keyframes of a dataset."""
     import numpy as np
     import torch
 
@@ -103,7 +104,7 @@ def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
     path = Path(spec)
     if not path.exists():
         raise DataError(path, "no such opening: give a generator run or a dataset folder / info file")
-    _, recs = scene_records(path, scene, start, past, need=past)
+    name, recs = scene_records(path, scene, start, past, need=past)
     sems = []
     for r in recs:
         sem = load_frame(r).semantics
@@ -111,7 +112,7 @@ def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
             want = OCC3D.shape
             raise DataError(r.path, f"opening frames must be on the Occ3D grid {want}, not {sem.shape}")
         sems.append(sem)
-    return torch.from_numpy(np.stack(sems).astype(np.uint8)), ego_trajectory(recs, 0).xyyaw
+    return torch.from_numpy(np.stack(sems).astype(np.uint8)), ego_trajectory(recs, 0).xyyaw, name
 
 
 def _load(ckpt: str, device: str):
@@ -178,6 +179,8 @@ def generate(
     scene: str = "",
     start: int = 0,
     opening: str = "",
+    opening_scene: str = "",
+    opening_start: int = 0,
     control: bool = True,
     device: str = "cpu",
 ) -> None:
@@ -198,6 +201,8 @@ def generate(
         start: first keyframe of that scene.
         opening: for a forecaster ``--ckpt``: a generator run or a dataset folder / info file whose
             first frames open each clip, continued by forecasting along the trajectory.
+        opening_scene: scene of an opening dataset (default: the first).
+        opening_start: first keyframe of that scene.
         control: measure each clip's controllability error (registration of its static classes).
         device: cpu or cuda.
     """
@@ -228,10 +233,10 @@ def generate(
         if ocfg.model_name != "worldmodel" or kind != "generator":
             raise SystemExit(f"--opening {opening} is a {ocfg.model_name} {kind} run, not a generator run")
     if mode == "rollout" and opener is None:
-        real = load_opening(opening, past, scene, start)
+        real = load_opening(opening, past, opening_scene, opening_start)
         path, name = load_trajectory(traj, frames - past + 1, scene, start)
         path = compose_traj(real[1], extend_traj(torch.as_tensor(path)[None], frames - past + 1)[0].numpy())
-        name = f"{Path(opening).stem}-{name}"
+        name = f"{real[2]}-{opening_start}-{name}"
     else:
         path, name = load_trajectory(traj, frames, scene, start)
     full = extend_traj(torch.as_tensor(path)[None].double(), frames)[0].numpy()[:frames]
@@ -278,6 +283,8 @@ def generate(
         "steps": steps,
         "guidance": guidance,
         "opening": opening,
+        "opening_scene": opening_scene,
+        "opening_start": opening_start,
         "trajectory": full.tolist(),
         "clips": rows,
         "seconds_per_clip": float(np.mean([r["seconds"] for r in rows])),
