@@ -252,7 +252,7 @@ def generate(
             clip = model.generate(tr, frames=frames, generator=g, progress=False, **sampling)[0].cpu()
         else:
             if opener is not None:
-                first = opener.generate(tr[:, :past], frames=past, generator=g, progress=False, **sampling)
+                first = opener.generate(tr, frames=past, generator=g, progress=False, **sampling)
             else:
                 first = real[0][None].to(device)
             clip = rollout(model, first, tr, frames, past=past, future=future, generator=g, **sampling)
