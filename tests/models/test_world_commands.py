@@ -105,6 +105,40 @@ def test_forecast_report_is_reproducible(dataset_dir, tmp_path, capsys):
         forecast(ckpt="ego-warp", data=str(dataset_dir), traj="pred")
 
 
+def test_window_sets_follow_the_published_protocols(dataset_dir, tmp_path):
+    from pathlib import Path
+
+    from occ4d.commands.forecast import forecast, select_windows
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import FrameRecord
+
+    eye = np.eye(4)
+    records = [
+        FrameRecord(f"{scene}-{t}", scene, 1_000_000 + 500_000 * t, Path("x"), eye, eye)
+        for scene, n in (("a", 14), ("b", 12), ("c", 10))
+        for t in range(n)
+    ]
+
+    def starts(ds):
+        return [(w.scene, w.frames[0]) for w in ds.windows]
+
+    # OccWorld: 12-frame windows (5 history, 6 scored, 1 unscored), starts 0 .. L - 13 per scene
+    ow = select_windows(ClipDataset(records, past=5, future=6), "occworld")
+    assert starts(ow) == [("a", 0), ("a", 1)]
+    # DOME: the first 10 keyframes of each scene, 4 history frames
+    dome = select_windows(ClipDataset(records, past=4, future=6), "dome")
+    assert starts(dome) == [("a", 0), ("b", 0), ("c", 0)]
+    assert len(select_windows(ClipDataset(records, past=4, future=6), "all")) == 5 + 3 + 1
+    with pytest.raises(SystemExit, match="5 history"):
+        select_windows(ClipDataset(records, past=4, future=6), "occworld")
+    out = tmp_path / "dome.json"
+    forecast(ckpt="ego-warp", data=str(dataset_dir), windows="dome", json=str(out))
+    res = json.loads(out.read_text())
+    assert res["windows"] == 1 and res["window_set"] == "dome"
+    with pytest.raises(DataError, match="'occworld' set"):  # 11 keyframes: no 12-frame window
+        forecast(ckpt="ego-warp", data=str(dataset_dir), windows="occworld", past=5)
+
+
 def test_diffusion_forecast_run_is_reproducible(dataset_dir):
     from occ4d.commands.forecast import run_forecast
     from occ4d.data.dataset import ClipDataset

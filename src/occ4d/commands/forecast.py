@@ -22,6 +22,31 @@ from pathlib import Path
 from typing import Literal
 
 BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")
+# Window sets (PROTOCOLS §3.9): every window of past + future consecutive keyframes; OccWorld's
+# (12-frame windows, 5 history frames, starts 0 .. L - 13 of a scene of L keyframes: the last
+# possible start is skipped, 4219 windows on nuScenes val); DOME's (the first 10 keyframes of each
+# scene, 4 history frames: 150 windows on nuScenes val).
+WINDOWS = {"all": None, "occworld": (5, 6), "dome": (4, 6)}
+
+
+def select_windows(ds, rule: str):
+    """Keep the windows of ``ds`` (a ClipDataset) that the named window set scores."""
+    if rule not in WINDOWS:
+        raise SystemExit(f"unknown window set {rule!r}; choose one of {', '.join(WINDOWS)}")
+    want = WINDOWS[rule]
+    if want is None:
+        return ds
+    if (ds.past, ds.future) != want:
+        raise SystemExit(
+            f"--windows {rule} scores {want[0]} history and {want[1]} future frames; this model has "
+            f"{ds.past} and {ds.future} (baselines take --past {want[0]})"
+        )
+    length = {scene: len(recs) for scene, recs in ds.scenes.items()}
+    if rule == "occworld":
+        ds.windows = [w for w in ds.windows if w.frames[0] <= length[w.scene] - 13]
+    else:
+        ds.windows = [w for w in ds.windows if w.frames[0] == 0]
+    return ds
 
 
 def load_forecaster(ckpt: str, *, past: int = 4, future: int = 6, device: str = "cpu"):
@@ -141,6 +166,7 @@ def forecast(
     guidance: float = 1.0,
     seed: int = 0,
     protocol: Literal["occworld", "strict"] = "occworld",
+    windows: Literal["all", "occworld", "dome"] = "all",
     past: int = 4,
     future: int = 6,
     save: str = "",
@@ -163,6 +189,9 @@ def forecast(
         guidance: classifier-free guidance scale on the trajectory (0 = unconditional, 1 = plain).
         seed: window i samples with a generator seeded seed + i.
         protocol: occworld (IoU = 1 for classes without ground truth) or strict (devkit rules).
+        windows: all (every window of past + future keyframes), occworld (OccWorld's set: 5 history
+            frames, starts 0 .. L - 13 per scene) or dome (DOME's: the first 10 keyframes of each
+            scene, 4 history frames).
         past: history frames for the baselines (world-model runs use their own).
         future: forecast frames for the baselines.
         save: write forecast and ground-truth clip files under SAVE/pred and SAVE/gt
@@ -193,8 +222,10 @@ def forecast(
     if not records:
         raise DataError(data, f"no frames in split {split!r}")
     ds = ClipDataset(records, past=past, future=future, stride=1, with_masks=False)
+    ds = select_windows(ds, windows)
     if len(ds) == 0:
-        raise DataError(data, f"split {split!r} has no window of {past + future} consecutive frames")
+        span = past + future
+        raise DataError(data, f"split {split!r} has no window of {span} keyframes in the {windows!r} set")
     if perception:
         from occ4d.train.perception import perceived_history
 
@@ -225,11 +256,13 @@ def forecast(
             "steps": steps,
             "guidance": guidance,
             "seed": seed,
+            "window_set": windows,
             "history": f"cameras via {perception}" if perception else "ground-truth labels",
         }
     )
     title = (
-        f"{name} | {result['protocol']} | {result['windows']} windows of {split} | history {past} frames | "
+        f"{name} | {result['protocol']} | {result['windows']} windows of {split} ({windows} set) | "
+        f"history {past} frames | "
         f"trajectory: {'ground truth' if traj == 'gt' else 'predicted by ' + planner} | "
         f"history: {result['history']}"
     )
