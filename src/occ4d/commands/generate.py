@@ -231,7 +231,8 @@ def generate(
         opener, ocfg, _ = load_model(opening, device=device)
         kind = getattr(ocfg.model, "kind", "")
         if ocfg.model_name != "worldmodel" or kind != "generator":
-            raise SystemExit(f"--opening {opening} is a {ocfg.model_name} {kind} run, not a generator run")
+            what = f"{ocfg.model_name} {kind}".strip()
+            raise SystemExit(f"--opening {opening} is a {what} run, not a generator run")
     if mode == "rollout" and opener is None:
         real = load_opening(opening, past, opening_scene, opening_start)
         path, name = load_trajectory(traj, frames - past + 1, scene, start)
