@@ -149,6 +149,12 @@ def test_refiner_over_motion_warp_starts_as_motion_warp():
     other = ref(occ, tr, prior=warped) / cfg.prior_scale
     onehot = torch.nn.functional.one_hot
     assert not torch.allclose(delta - onehot(moved.long(), 18), other - onehot(warped.long(), 18))
+    from occ4d.commands.forecast import BASELINES
+    from occ4d.models.world.motion import MOTION_BASELINES, motion_config
+
+    assert BASELINES[2:] == MOTION_BASELINES and motion_config("motion-warp") == MotionConfig()
+    with pytest.raises(ValueError, match="motion baseline"):
+        motion_config("ego-warp")
     ext = WarpRefiner(dataclasses.replace(cfg, base="motion-extrude"))
     assert ext.motion.config.extrude == GROUND and not ext.motion.config.fuse
     assert WarpRefiner(dataclasses.replace(cfg, base="fused-warp")).motion.config.fuse

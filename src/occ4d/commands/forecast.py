@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")
+BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")  # the last three: MOTION_BASELINES
 # Window sets (PROTOCOLS §3.9): every window of past + future consecutive keyframes; OccWorld's
 # (12-frame windows, 5 history frames, starts 0 .. L - 13 of a scene of L keyframes: the last
 # possible start is skipped, 4219 windows on nuScenes val); DOME's (the first 10 keyframes of each
@@ -52,13 +52,10 @@ def select_windows(ds, rule: str):
 def load_forecaster(ckpt: str, *, past: int = 4, future: int = 6, device: str = "cpu"):
     """(model with ``forecast(past_occ, traj, ...)``, past, future, name) for a run or a baseline name."""
     from occ4d.models.world import CopyLast, EgoWarp, MotionWarp
-    from occ4d.models.world.motion import GROUND, MotionConfig
+    from occ4d.models.world.motion import MOTION_BASELINES, motion_config
 
-    if ckpt == "motion-warp":
-        return MotionWarp(past=past, future=future), past, future, ckpt
-    if ckpt in ("motion-extrude", "fused-warp"):
-        cfg = MotionConfig(extrude=GROUND, fuse=ckpt == "fused-warp")
-        return MotionWarp(past=past, future=future, config=cfg), past, future, ckpt
+    if ckpt in MOTION_BASELINES:
+        return MotionWarp(past=past, future=future, config=motion_config(ckpt)), past, future, ckpt
     if ckpt == "copy-last":
         return CopyLast(past=past, future=future), past, future, ckpt
     if ckpt == "ego-warp":

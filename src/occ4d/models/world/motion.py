@@ -77,6 +77,18 @@ class MotionConfig:
             )
 
 
+# The motion baselines by name (``occ4d forecast --ckpt NAME``, the refiner's ``base``).
+MOTION_BASELINES = ("motion-warp", "motion-extrude", "fused-warp")
+
+
+def motion_config(name: str) -> MotionConfig:
+    """The :class:`MotionConfig` of a motion baseline: motion-warp; motion-extrude (plus the ground
+    continued into the area entering the grid); fused-warp (plus static columns from the history)."""
+    if name not in MOTION_BASELINES:
+        raise ValueError(f"unknown motion baseline {name!r}; choose one of {MOTION_BASELINES}")
+    return MotionConfig(extrude=GROUND if name != "motion-warp" else (), fuse=name == "fused-warp")
+
+
 @dataclass
 class _Object:
     cls: int
@@ -243,9 +255,8 @@ def fuse_history(
     a dynamic class, or that no frame sees, are kept.
     """
     nx, ny = warped.shape[:2]
-    v = float(grid.voxel_size[0])
-    cx = grid.range_min[0] + v * (np.arange(nx) + 0.5)
-    cy = grid.range_min[1] + float(grid.voxel_size[1]) * (np.arange(ny) + 0.5)
+    vx, vy = float(grid.voxel_size[0]), float(grid.voxel_size[1])
+    cx, cy = grid.axis_centres(0), grid.axis_centres(1)
     qx, qy = np.meshgrid(cx, cy, indexing="ij")
     c, s = np.cos(pose[2]), np.sin(pose[2])
     px, py = c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]  # output centres, current frame
@@ -256,8 +267,8 @@ def fuse_history(
     for frame, (x0, y0, yaw) in zip(past, past_traj, strict=True):
         c, s = np.cos(yaw), np.sin(yaw)
         fx, fy = c * (px - x0) + s * (py - y0), -s * (px - x0) + c * (py - y0)  # in that frame
-        ix = np.floor((fx - grid.range_min[0]) / v).astype(np.int64)
-        iy = np.floor((fy - grid.range_min[1]) / grid.voxel_size[1]).astype(np.int64)
+        ix = np.floor((fx - grid.range_min[0]) / vx).astype(np.int64)
+        iy = np.floor((fy - grid.range_min[1]) / vy).astype(np.int64)
         inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
         ix, iy = ix.clip(0, nx - 1), iy.clip(0, ny - 1)
         col = frame[ix, iy]  # (X, Y, Z)

@@ -42,9 +42,9 @@ from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_VOCAB
 from occ4d.models.world.baselines import warp_grid
 from occ4d.models.world.embed import rebase_traj
-from occ4d.models.world.motion import GROUND, MotionConfig, MotionWarp
+from occ4d.models.world.motion import MOTION_BASELINES, MotionWarp, motion_config
 
-BASES = ("ego-warp", "motion-warp", "motion-extrude", "fused-warp")
+BASES = ("ego-warp", *MOTION_BASELINES)
 REGIONS = ("all", "unseen")
 
 
@@ -199,19 +199,11 @@ class WarpRefiner(nn.Module):
         self.column = nn.Parameter(torch.randn(z * c, cfg.embed) / z**0.5)  # (Z*C, D) column embedding
         # Stem: the P warped frames' column features and inside masks, side by side (and the
         # motion-warp prior's column features when that is the base).
-        moved = cfg.embed if cfg.base != "ego-warp" else 0
+        moved = cfg.embed if cfg.base in MOTION_BASELINES else 0
         self.stem = nn.Conv2d(cfg.past * (cfg.embed + 1) + moved, w[0], 1)
         self.motion = (
-            MotionWarp(
-                past=cfg.past,
-                future=cfg.future,
-                grid=cfg.grid,
-                config=MotionConfig(
-                    extrude=GROUND if cfg.base in ("motion-extrude", "fused-warp") else (),
-                    fuse=cfg.base == "fused-warp",
-                ),
-            )
-            if cfg.base != "ego-warp"
+            MotionWarp(past=cfg.past, future=cfg.future, grid=cfg.grid, config=motion_config(cfg.base))
+            if cfg.base in MOTION_BASELINES
             else None
         )
         self.latent = nn.Linear(z * c, w[0], bias=False) if cfg.latent else None
