@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")  # the last three: MOTION_BASELINES
+# The last three are models.world.motion.MOTION_BASELINES (a test keeps them equal).
+BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")
 # Window sets (PROTOCOLS §3.9): every window of past + future consecutive keyframes; OccWorld's
 # (12-frame windows, 5 history frames, starts 0 .. L - 13 of a scene of L keyframes: the last
 # possible start is skipped, 4219 windows on nuScenes val); DOME's (the first 10 keyframes of each
