@@ -12,7 +12,7 @@ from occ4d.core.grid import GridSpec
 from occ4d.core.vocab import Occ3D
 from occ4d.models.world import EgoWarp, MotionConfig, MotionWarp, RefinerConfig, WarpRefiner, motion_warp
 from occ4d.models.world.baselines import warp_grid
-from occ4d.models.world.motion import GROUND, fuse_history, track_velocities
+from occ4d.models.world.motion import GROUND, _paste_moving, fuse_history, track_velocities
 from occ4d.models.world.rollout import compose_traj, rollout
 
 FREE, CAR, PED = int(Occ3D.FREE), int(Occ3D.CAR), int(Occ3D.PEDESTRIAN)
@@ -199,13 +199,16 @@ def test_rollout_continues_an_opening_window_by_window():
         rollout(model, opening, traj, 2, past=P, future=F)
 
 
-def pole_frame(ego_x: float, lo: float = 4.95, hi: float = 5.15, car_at: int | None = None) -> np.ndarray:
-    """The road with a 0.2 m pole at world x in [lo, hi), seen from an ego at world ``ego_x``:
-    a column is labelled by what lies at its centre, as Occ3D and the synthetic world do."""
+def pole_frame(
+    ego_x: float, lo: float = 4.95, hi: float = 5.15, car_at: int | None = None, cls: int = BUILDING
+) -> np.ndarray:
+    """The road with a 0.2 m pole (of class ``cls``) at world x in [lo, hi), seen from an ego at
+    world ``ego_x``: a column is labelled by what lies at its centre, as Occ3D and the synthetic
+    world do."""
     g = np.full(SHAPE, FREE, np.uint8)
     g[..., 0] = ROAD
     centres = GRID.range_min[0] + 0.4 * (np.arange(SHAPE[0]) + 0.5) + ego_x
-    g[(centres >= lo) & (centres < hi), 20, 1:4] = BUILDING
+    g[(centres >= lo) & (centres < hi), 20, 1:4] = cls
     if car_at is not None:
         g[car_at : car_at + 5, 10:14, 1:3] = CAR
     return g
@@ -222,12 +225,60 @@ def test_fusing_the_history_recovers_what_the_current_frame_sampled_between():
     fused = fuse_history(plain, past, traj[:2], traj[2], grid=GRID)
     assert (plain == BUILDING).sum() == 0
     assert np.array_equal(fused[:59], want[:59])  # the last row entered the grid: nobody saw it
-    # a car that stood in the older frame is not fused in; one in the output is kept
+    # a car that stood in the older frame only is not fused in; a moved one in the output is kept
     past[0] = pole_frame(0.0, car_at=30)
     assert np.array_equal(fuse_history(plain, past, traj[:2], traj[2], grid=GRID)[:59], want[:59])
     with_car = plain.copy()
     with_car[5:8, 5:8, 1] = CAR
-    assert (fuse_history(with_car, past, traj[:2], traj[2], grid=GRID)[5:8, 5:8, 1] == CAR).all()
+    moved = (with_car == CAR).any(-1)
+    kept = fuse_history(with_car, past, traj[:2], traj[2], grid=GRID, moved=moved)
+    assert (kept[5:8, 5:8, 1] == CAR).all()
+
+
+def test_fusing_samples_a_standing_car_as_densely_as_a_wall():
+    # A parked car from world x 3.05 to 5.15 m: the current frame (ego at 0.2 m) misses its front
+    # between two voxel centres; the older frame (ego at 0.0 m) and the target (0.4 m) sample it.
+    past = np.stack([pole_frame(0.0, 3.05, 5.15, cls=CAR), pole_frame(0.2, 3.05, 5.15, cls=CAR)])
+    traj = np.array([[-0.2, 0.0, 0.0], [0.0, 0.0, 0.0], [0.2, 0.0, 0.0]])
+    want = pole_frame(0.4, 3.05, 5.15, cls=CAR)
+    plain = warp_grid(torch.from_numpy(past[1])[None], torch.tensor([[0.2, 0.0, 0.0]]), grid=GRID)[0].numpy()
+    assert not np.array_equal(plain[:59], want[:59])  # nearest-neighbour warping: one voxel behind
+    assert np.array_equal(fuse_history(plain, past, traj[:2], traj[2], grid=GRID)[:59], want[:59])
+    # had the car moved, the older frame's copy of it would be a ghost: nothing is taken from it
+    moved = (plain == CAR).any(-1)
+    assert np.array_equal(fuse_history(plain, past, traj[:2], traj[2], grid=GRID, moved=moved), plain)
+
+
+def test_moved_objects_are_drawn_at_the_target_frames_own_voxel_centres():
+    # A 4.0 x 1.6 m car whose edges lie on the current frame's voxel boundaries moves 0.8 m per
+    # frame along x while the ego drives and turns 7 degrees per frame: each future frame must
+    # sample the moved box at its own voxel centres, with no second rounding.
+    def render(pose, car_x):
+        g = np.full(SHAPE, FREE, np.uint8)
+        g[..., 0] = ROAD
+        qx, qy = np.meshgrid(GRID.axis_centres(0), GRID.axis_centres(1), indexing="ij")
+        c, s = np.cos(pose[2]), np.sin(pose[2])
+        wx, wy = c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]
+        g[(np.abs(wx - car_x) < 2.0) & (np.abs(wy) < 0.8), 1:3] = CAR
+        return g
+
+    cur = render((0.0, 0.0, 0.0), 0.0)
+    owner = (cur == CAR).any(-1).astype(np.int64)
+    lifted = np.where(cur == CAR, cur, FREE).astype(np.uint8)
+    rounded_misses = 0
+    for k in range(F):
+        pose = np.array([0.3 * (k + 1), 0.1 * (k + 1), np.radians(7.0) * (k + 1)])
+        shift = 0.8 * (k + 1)
+        want = render(pose, shift)
+        empty = render(pose, 1e3)  # the road alone
+        got, drawn = _paste_moving(empty, owner, lifted, np.array([[shift, 0.0]]), pose, GRID, FREE)
+        assert np.array_equal(got, want), k
+        assert np.array_equal(drawn, (want == CAR).any(-1)), k
+        # shifting in the current grid by whole voxels, then warping, rounds twice
+        moved = np.roll(cur, int(np.rint(shift / 0.4)), axis=0)
+        twice = warp_grid(torch.from_numpy(moved)[None], torch.from_numpy(pose[None]), grid=GRID)[0].numpy()
+        rounded_misses += not np.array_equal(twice, want)
+    assert rounded_misses > 0
 
 
 def test_fused_warp_equals_motion_extrude_on_a_history_of_one_pose():

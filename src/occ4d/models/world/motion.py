@@ -16,21 +16,26 @@ through the history and moves them on at their estimated velocity:
    least-squares slope of the centroids over the track (in voxels per frame, current ego frame).
 4. **Forecast.** Objects slower than ``min_speed`` m per frame stay (parked cars must not jitter);
    the others' dynamic voxels are lifted out of the current frame (left free: the ground under a
-   car is its own voxel) and pasted back shifted by ``velocity * (k + 1)`` for future frame k,
-   whole columns at a time; the result is warped to frame k's ego pose as ego-warp does.
+   car is its own voxel), the rest is warped to frame k's ego pose as ego-warp does, and each
+   moving object is drawn in at its place ``velocity * (k + 1)`` on: every voxel centre of frame k,
+   moved back by that shift into the current frame, takes the object's labels where it lands on
+   one of the object's columns. The object is sampled once, at frame k's own centres; shifting it
+   by whole voxels in the current grid and then warping would round twice.
 
 With ``MotionConfig(extrude=GROUND)`` (the ``motion-extrude`` baseline), the area that enters the
 grid is not left free: it copies the ground classes of the nearest border column of the current
 frame (``warp_grid(..., extrude=...)``), which continues a straight road ahead.
 
-With ``fuse=True`` as well (the ``fused-warp`` baseline), static columns are resampled from the
+With ``fuse=True`` as well (the ``fused-warp`` baseline), the columns are resampled from the
 whole history, not the current frame alone. Every keyframe samples the world at its own voxel
 centres (Occ3D labels a voxel by what lies at its centre; the synthetic world does exactly that),
-so frames taken at different sub-voxel offsets sample the static scene more densely than one.
-Each output column takes the column of the history frame whose voxel centre lies nearest to its
-own centre, among the frames that see it with no dynamic class in that column; columns holding a
-(moved) dynamic object keep motion-warp's. Nearest-neighbour warping of the current frame alone
-misplaces thin structures (poles, barriers, edges of buildings) by up to half a voxel.
+so frames taken at different sub-voxel offsets sample the scene more densely than one. Each output
+column takes the column of the history frame whose voxel centre lies nearest to its own centre,
+among the frames that see it with no dynamic class in that column, or with one next to a standing
+object of the forecast (parked cars and stopped traffic are sampled as densely as walls); the
+columns a moving object was drawn into keep motion-warp's, and a moving object's earlier places
+leave no ghost. Nearest-neighbour warping of the current frame alone misplaces thin structures
+(poles, barriers, edges of buildings and cars) by up to half a voxel.
 
 Heading changes are not modelled (translation only), and untracked objects (new, truncated or
 unmatched) stand still, so motion-warp equals ego-warp on a scene without tracked motion.
@@ -199,6 +204,41 @@ def track_velocities(
     return cur, vel
 
 
+def _paste_moving(
+    frame: np.ndarray,
+    owner: np.ndarray,
+    lifted: np.ndarray,
+    shifts: np.ndarray,
+    pose: np.ndarray,
+    grid: GridSpec,
+    free: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the moving objects, each shifted by its ``shifts`` row (m, current frame), into ``frame``
+    (X, Y, Z; the frame at ``pose``), sampling them at its own voxel centres.
+
+    ``owner`` (X, Y) holds 1 + the object index of each current-frame column (0: none) and
+    ``lifted`` (X, Y, Z) the objects' own voxels (``free`` elsewhere). Returns the frame and the
+    (X, Y) mask of the columns an object was drawn into.
+    """
+    out, drawn = frame.copy(), np.zeros(owner.shape, dtype=bool)
+    if not len(shifts):
+        return out, drawn
+    nx, ny = owner.shape
+    vx, vy = float(grid.voxel_size[0]), float(grid.voxel_size[1])
+    qx, qy = np.meshgrid(grid.axis_centres(0), grid.axis_centres(1), indexing="ij")
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    px, py = c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]  # output centres, current frame
+    for j, (dx, dy) in enumerate(shifts, 1):
+        ix = np.floor((px - dx - grid.range_min[0]) / vx).astype(np.int64)
+        iy = np.floor((py - dy - grid.range_min[1]) / vy).astype(np.int64)
+        hit = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        hit[hit] = owner[ix[hit], iy[hit]] == j
+        src = lifted[ix[hit], iy[hit]]  # (N, Z)
+        out[hit] = np.where(src != free, src, out[hit])
+        drawn |= hit
+    return out, drawn
+
+
 def motion_warp(
     past: np.ndarray,
     traj: np.ndarray,
@@ -212,29 +252,27 @@ def motion_warp(
     p = past.shape[0]
     objs, vel = track_velocities(past, traj, grid=grid, config=config)
     base = past[-1].copy()
+    owner = np.zeros(base.shape[:2], dtype=np.int64)
+    lifted = np.full_like(base, free)
     moving = [i for i in range(len(objs)) if vel[i].any()]
-    parts = []
-    for i in moving:
+    for j, i in enumerate(moving, 1):
         x, y = objs[i].cols[:, 0], objs[i].cols[:, 1]
         column = base[x, y]  # (N, Z)
         own = column == objs[i].cls
-        parts.append((x, y, np.nonzero(own), column[own], vel[i]))
+        owner[x, y] = j
+        lifted[x, y] = np.where(own, column, free)
         base[x, y] = np.where(own, free, column)
-    nx, ny, _ = base.shape
+    speed = vel[moving].reshape(-1, 2) * np.asarray(grid.voxel_size[:2], dtype=np.float64)  # m per frame
     out = np.empty((len(steps), *base.shape), dtype=past.dtype)
-    poses = torch.as_tensor(traj[p + np.asarray(steps)], dtype=torch.float64)
+    still = torch.from_numpy(base)[None]
     for n, k in enumerate(steps):
-        grid_k = base.copy()
-        for x, y, (ri, zi), lab, v in parts:
-            dx, dy = np.rint(v * (k + 1)).astype(np.int64)
-            tx, ty = x[ri] + dx, y[ri] + dy
-            ok = (tx >= 0) & (tx < nx) & (ty >= 0) & (ty < ny)
-            grid_k[tx[ok], ty[ok], zi[ok]] = lab[ok]
-        out[n] = warp_grid(
-            torch.from_numpy(grid_k)[None], poses[n : n + 1], grid=grid, fill=free, extrude=config.extrude
+        pose = traj[p + k]
+        static = warp_grid(
+            still, torch.as_tensor(pose[None], dtype=torch.float64), grid=grid, fill=free, extrude=config.extrude
         )[0].numpy()
+        out[n], drawn = _paste_moving(static, owner, lifted, speed * (k + 1), pose, grid, free)
         if config.fuse:
-            out[n] = fuse_history(out[n], past, traj[:p], traj[p + k], grid=grid, dynamic=config.dynamic)
+            out[n] = fuse_history(out[n], past, traj[:p], pose, grid=grid, dynamic=config.dynamic, moved=drawn)
     return out
 
 
@@ -246,15 +284,20 @@ def fuse_history(
     *,
     grid: GridSpec = OCC3D,
     dynamic: tuple[int, ...] = MotionConfig.dynamic,
+    moved: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Static columns of ``warped`` (X, Y, Z; the frame at ``pose``) resampled from the history.
+    """Columns of ``warped`` (X, Y, Z; the frame at ``pose``) resampled from the history.
 
     ``past`` (P, X, Y, Z) frames at ``past_traj`` (P, 3) poses and ``pose`` (3,) are all in the
-    current frame. Each column takes the static column (no dynamic class) whose voxel centre, in
-    any history frame, lies nearest to the output column's centre; columns where ``warped`` holds
-    a dynamic class, or that no frame sees, are kept.
+    current frame. ``moved`` (X, Y) marks the columns holding a moved object: they are kept. Each
+    other column takes the history column whose voxel centre, in any history frame, lies nearest
+    to its own centre, among those with no dynamic class, or with one within a column of a
+    standing object (a dynamic class of ``warped`` outside ``moved``): a parked car is sampled
+    as densely as a wall, while a moving object's earlier places leave no ghost. Columns that no
+    frame sees are kept.
     """
     nx, ny = warped.shape[:2]
+    moved = np.zeros((nx, ny), dtype=bool) if moved is None else moved
     vx, vy = float(grid.voxel_size[0]), float(grid.voxel_size[1])
     cx, cy = grid.axis_centres(0), grid.axis_centres(1)
     qx, qy = np.meshgrid(cx, cy, indexing="ij")
@@ -262,6 +305,7 @@ def fuse_history(
     px, py = c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]  # output centres, current frame
     is_dyn = np.zeros(256, dtype=bool)
     is_dyn[list(dynamic)] = True
+    standing = ndimage.binary_dilation(is_dyn[warped].any(-1) & ~moved, _EIGHT)
     out = warped.copy()
     best = np.full((nx, ny), np.inf)
     for frame, (x0, y0, yaw) in zip(past, past_traj, strict=True):
@@ -273,11 +317,10 @@ def fuse_history(
         ix, iy = ix.clip(0, nx - 1), iy.clip(0, ny - 1)
         col = frame[ix, iy]  # (X, Y, Z)
         dist = np.hypot(fx - cx[ix], fy - cy[iy])
-        take = inside & (dist < best) & ~is_dyn[col].any(-1)
+        take = inside & (dist < best) & (standing | ~is_dyn[col].any(-1))
         best = np.where(take, dist, best)
         out[take] = col[take]
-    keep = is_dyn[warped].any(-1)
-    out[keep] = warped[keep]
+    out[moved] = warped[moved]
     return out
 
 
