@@ -267,12 +267,13 @@ def motion_warp(
     still = torch.from_numpy(base)[None]
     for n, k in enumerate(steps):
         pose = traj[p + k]
-        static = warp_grid(
-            still, torch.as_tensor(pose[None], dtype=torch.float64), grid=grid, fill=free, extrude=config.extrude
-        )[0].numpy()
+        target = torch.as_tensor(pose[None], dtype=torch.float64)
+        static = warp_grid(still, target, grid=grid, fill=free, extrude=config.extrude)[0].numpy()
         out[n], drawn = _paste_moving(static, owner, lifted, speed * (k + 1), pose, grid, free)
         if config.fuse:
-            out[n] = fuse_history(out[n], past, traj[:p], pose, grid=grid, dynamic=config.dynamic, moved=drawn)
+            out[n] = fuse_history(
+                out[n], past, traj[:p], pose, grid=grid, dynamic=config.dynamic, moved=drawn
+            )
     return out
 
 
