@@ -4,7 +4,7 @@
 
 Everything lives under WORK (made if absent, reused if present): ``synth/`` (24 scenes x 40
 keyframes, seed 0), and the runs ``runs/<name>`` trained through ``occ4d train`` with the tiny
-presets' budgets times ``--scale``. Then it prints four tables:
+presets' budgets times ``--scale``. Then it prints five tables:
 
 1. forecasting (OccWorld protocol, GT trajectory; the diffusion forecasters also with the
    planner's trajectory): copy-last, ego-warp, motion-warp (ego-warp plus constant-velocity tracked
@@ -21,7 +21,10 @@ presets' budgets times ``--scale``. Then it prints four tables:
    4 frames continued along the prompt), the fused-warp baseline and the ``forecaster-fused``
    run, against a control that continues each opening along its own history at constant velocity
    instead of the prompt; errors from the last opening frame on;
-4. training samples/s and peak resident memory per preset (this machine; shared CPUs make the
+4. where the forecast error lies: fused-warp with the ground truth pasted into the moving
+   objects' columns, or into the area entering the grid (which no history frame saw), and the
+   ground truth everywhere but that area: oracles that bound what a forecaster can gain;
+5. training samples/s and peak resident memory per preset (this machine; shared CPUs make the
    speeds indicative only).
 """
 
@@ -204,6 +207,55 @@ def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, 
     return rows
 
 
+def headroom_table(work: Path, windows: int) -> list[tuple[str, dict]]:
+    """Where the forecast error lies: ego-warp and fused-warp, then fused-warp with the ground truth
+    pasted into one region at a time (oracles: they read the future, so they bound what any
+    forecaster could gain there). The area entering the grid is what no history frame saw."""
+    from occ4d.commands.forecast import load_forecaster
+    from occ4d.core.vocab import OCC3D_DYNAMIC
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+    from occ4d.metrics.forecast import ForecastMetric
+    from occ4d.models.world import unseen_columns
+
+    ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=6, stride=1, with_masks=False)
+    dyn = torch.as_tensor([int(c) for c in OCC3D_DYNAMIC])
+    names = [
+        "ego-warp",
+        "fused-warp",
+        "fused-warp, moving-object columns from the truth",
+        "fused-warp, unseen area from the truth",
+        "truth except the unseen area (fused-warp's ground there)",
+        "truth except the unseen area (free there)",
+    ]
+    metrics = {n: ForecastMetric(steps=6) for n in names}
+    ego, fused = load_forecaster("ego-warp")[0], load_forecaster("fused-warp")[0]
+    free = torch.tensor(17, dtype=torch.uint8)
+    for i in range(min(windows, len(ds))):
+        item = ds[i]
+        occ, traj = item["semantics"][None], item["trajectory"][None].double()
+        gt = occ[:, 4:]
+        base = fused.forecast(occ[:, :4], traj)
+        unseen = unseen_columns(traj, 4)[..., None]
+        objects = (torch.isin(gt, dyn) | torch.isin(base, dyn)).any(-1, keepdim=True)
+        for name, pred in zip(
+            names,
+            [
+                ego.forecast(occ[:, :4], traj),
+                base,
+                torch.where(objects, gt, base),
+                torch.where(unseen, gt, base),
+                torch.where(unseen, base, gt),
+                torch.where(unseen, free, gt),
+            ],
+            strict=True,
+        ):
+            metrics[name].update(pred, gt)
+    rows = [(n, m.compute()) for n, m in metrics.items()]
+    print(f"[headroom] {rows[0][1]['windows']} windows", flush=True)
+    return rows
+
+
 def real_features(work: Path, extractor, frames: int) -> torch.Tensor:
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
@@ -367,7 +419,7 @@ def main() -> None:
         "--clips", type=int, default=64, help="clips per sampler, in batches of 8 with seeds 0, 1, ..."
     )
     ap.add_argument(
-        "--only", default="", help="comma-separated subset of the tables: forecast,sampling,control"
+        "--only", default="", help="comma-separated subset of the tables: forecast,headroom,sampling,control"
     )
     ap.add_argument(
         "--runs",
@@ -379,7 +431,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(args.work)
-    only = set(args.only.split(",")) if args.only else {"forecast", "sampling", "control"}
+    only = set(args.only.split(",")) if args.only else {"forecast", "headroom", "sampling", "control"}
     if not (work / "synth").exists():
         from occ4d.synth.world import generate
 
@@ -400,6 +452,8 @@ def main() -> None:
         results["forecast"] = forecast_table(work, args.windows, have)
     if "sampling" in only and {"generator", "features"} <= have:
         results["sampling"] = sampling_table(work, args.clips)
+    if "headroom" in only:
+        results["headroom"] = headroom_table(work, args.windows)
     if "control" in only:
         results["control"] = control_table(work, max(2, min(args.clips, 8) // 2), 12, have)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -424,6 +478,18 @@ def print_tables(results: dict) -> None:
             if base and ("forecaster" in name or "skip" in name):
                 gain = [100 * (r[k] / base[k] - 1) for k in ("mIoU_avg", "mIoU@3s")]
                 print(f"- {name}: mIoU {gain[0]:+.0f}% avg, {gain[1]:+.0f}% at 3 s over ego-warp")
+    if "headroom" in results:
+        rows = dict(results["headroom"])
+        ego = rows["ego-warp"]
+        print("\n## Where the error lies (oracles read the future; same windows, OccWorld protocol)\n")
+        print("| forecast | mIoU 1s | 2s | 3s | avg | IoU avg |")
+        print("|---|---|---|---|---|---|")
+        goal = [ego["mIoU@1s"], ego["mIoU@2s"], 1.5 * ego["mIoU@3s"], 1.3 * ego["mIoU_avg"]]
+        for name, r in results["headroom"]:
+            m = [r[f"mIoU@{h}"] for h in ("1s", "2s", "3s")] + [r["mIoU_avg"], r["IoU_avg"]]
+            print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in m) + " |")
+        print(f"| goal: ego-warp +50% at 3 s, +30% avg | - | - | {goal[2]:.2f} | {goal[3]:.2f} | - |")
+        print(f"\n{ego['windows']} windows.")
     if "sampling" in results:
         print("\n## Sampling (tiny generator, 8-frame clips, real val trajectories as prompts)\n")
         print("| sampler | steps | s/clip | Fréchet distance | / DDPM-1000 (90% interval) | precision "

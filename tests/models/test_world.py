@@ -25,6 +25,7 @@ from occ4d.models.world import (
     OccGenerator,
     Planner,
     PlannerConfig,
+    unseen_columns,
     warp_grid,
 )
 from occ4d.models.world.embed import extend_traj, rebase_traj
@@ -245,6 +246,23 @@ def test_warp_grid_extrudes_the_ground_into_the_area_entering_the_grid():
     assert torch.all(ext[0, 190:, 90:110, 0] == road) and torch.all(ext[0, 190:, 85:90, 1] == walk)
     assert torch.all(ext[0, 190:, :, 2:] == FREE) and torch.all(ext[0, 190:, 80] == FREE)
     assert int((ext[0, 190:] != FREE).sum()) == 10 * 25
+
+
+def test_unseen_columns_are_the_area_entering_the_grid():
+    traj = torch.zeros(2, 10, 3)
+    traj[0, 4:, 0] = torch.arange(1, 7) * 0.8  # 2 voxels forward per frame
+    traj[1, 4:, 2] = math.pi / 2  # turned left in place: nothing new
+    traj[1, 9, 1] = 8.0  # ... then 20 voxels to the left
+    unseen = unseen_columns(traj, 4)
+    assert unseen.shape == (2, 6, 200, 200) and unseen.dtype == torch.bool
+    for k in range(6):
+        rows = 2 * (k + 1)
+        assert unseen[0, k, -rows:].all() and not unseen[0, k, :-rows].any(), k
+    assert not unseen[1, :5].any()
+    # frame 9 faces +y of the current frame from y = 8 m: its last 20 rows (ahead) are unseen
+    assert unseen[1, 5, -20:].all() and not unseen[1, 5, :-20].any()
+    with pytest.raises(ValueError, match="traj"):
+        unseen_columns(traj[:, :4], 4)
 
 
 def test_baselines_share_the_forecast_call():

@@ -11,7 +11,7 @@ Every forecaster answers ``forecast(past_occ, traj) -> (B, future, X, Y, Z)``.
 """
 
 from occ4d.models.world.autoregressive import AutoregressiveConfig, OccAutoregressive
-from occ4d.models.world.baselines import CopyLast, EgoWarp, warp_grid
+from occ4d.models.world.baselines import CopyLast, EgoWarp, unseen_columns, warp_grid
 from occ4d.models.world.dit import DiTConfig, OccDiT
 from occ4d.models.world.forecaster import ForecasterConfig, OccForecaster
 from occ4d.models.world.generator import GeneratorConfig, OccGenerator
@@ -26,6 +26,7 @@ __all__ = [
     "OccAutoregressive",
     "CopyLast",
     "EgoWarp",
+    "unseen_columns",
     "warp_grid",
     "DiTConfig",
     "OccDiT",

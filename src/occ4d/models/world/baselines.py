@@ -69,6 +69,26 @@ def warp_grid(
     return torch.where(inside[..., None], out, outside)
 
 
+def unseen_columns(traj: torch.Tensor, past: int, *, grid: GridSpec = OCC3D) -> torch.Tensor:
+    """The columns of each future frame that the current frame never saw.
+
+    Args:
+        traj: (B, past + future, 3) poses relative to the current frame (row ``past - 1``).
+        past: history frames in ``traj``.
+
+    Returns:
+        (B, future, X, Y) bool, True where the column's centre lies outside the current frame's
+        grid: the area entering the grid, where a forecast can only guess (no history frame sees
+        ahead of the current one while the ego drives forward).
+    """
+    if traj.ndim != 3 or traj.shape[-1] != 3 or traj.shape[1] <= past:
+        raise ValueError(f"traj must be (B, more than {past}, 3), got {tuple(traj.shape)}")
+    b, n = traj.shape[:2]
+    ones = torch.ones(b, *grid.shape[:2], 1, dtype=torch.uint8, device=traj.device)
+    seen = [warp_grid(ones, traj[:, k], grid=grid, fill=0)[..., 0] for k in range(past, n)]
+    return torch.stack(seen, dim=1) == 0
+
+
 class CopyLast(nn.Module):
     """Predict that every future frame equals the current one (the "copy & paste" row of COME)."""
 
