@@ -90,3 +90,28 @@ def test_cuda_accumulation_equals_cpu(rng):
     b.update(torch.from_numpy(pred).cuda(), torch.from_numpy(gt).cuda())
     ra, rb = a.compute(), b.compute()
     assert ra["mIoU_per_step"] == rb["mIoU_per_step"] and ra["IoU_per_step"] == rb["IoU_per_step"]
+
+
+def test_region_counts_only_its_columns():
+    gt = np.full((6, *OCC3D.shape), FREE, np.uint8)
+    gt[:, 40:60, 90:110, 2:4] = Occ3D.CAR  # a car ahead
+    pred = gt.copy()
+    pred[:, 140:160, 90:110, 2:4] = Occ3D.CAR  # ... and a false one behind
+    ahead = np.zeros((6, *OCC3D.shape[:2]), bool)
+    ahead[:, :100] = True
+    full, near, far = ForecastMetric(), ForecastMetric(), ForecastMetric("strict")
+    full.update(pred, gt)
+    near.update(pred, gt, region=torch.from_numpy(ahead))
+    far.update(pred, gt, region=~torch.from_numpy(ahead)[None])  # batched columns
+    a, b, c = full.compute(), near.compute(), far.compute()
+    assert a["per_class"]["1s"]["car"] == pytest.approx(50.0) and a["IoU@1s"] == pytest.approx(50.0)
+    assert b["per_class"]["1s"]["car"] == 100.0 and b["IoU@1s"] == 100.0 and b["mIoU@3s"] == 100.0
+    assert c["per_class"]["1s"]["car"] == 0.0 and c["IoU@1s"] == 0.0  # predicted only: strict 0
+    # every column selected is the plain metric; a voxel mask works too
+    whole = ForecastMetric()
+    whole.update(pred, gt, region=np.ones(gt.shape, bool))
+    assert whole.compute()["mIoU_per_step"] == a["mIoU_per_step"]
+    with pytest.raises(DataError, match="clipA.*bool"):
+        ForecastMetric().update(pred, gt, source="clipA", region=ahead.astype(np.uint8))
+    with pytest.raises(DataError, match="clipA.*columns"):
+        ForecastMetric().update(pred, gt, source="clipA", region=ahead[:5])

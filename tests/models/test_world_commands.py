@@ -105,6 +105,23 @@ def test_forecast_report_is_reproducible(dataset_dir, tmp_path, capsys):
         forecast(ckpt="ego-warp", data=str(dataset_dir), traj="pred")
 
 
+def test_forecast_regions_split_what_the_history_saw_from_what_it_did_not(dataset_dir, tmp_path, capsys):
+    from occ4d.commands.forecast import forecast
+
+    a = tmp_path / "a.json"
+    forecast(ckpt="ego-warp", data=str(dataset_dir), json=str(a), regions=True)
+    ego = json.loads(a.read_text())
+    assert "mIoU unseen" in capsys.readouterr().out
+    seen, unseen = ego["regions"]["seen"], ego["regions"]["unseen"]
+    # a static world whose frames lie whole voxels apart: what the current frame saw warps exactly,
+    # and ego-warp leaves the area entering the grid free
+    assert seen["mIoU_avg"] == 100.0 and seen["IoU_avg"] == 100.0
+    assert unseen["IoU_avg"] == 0.0 and ego["IoU_avg"] < 100.0
+    forecast(ckpt="motion-extrude", data=str(dataset_dir), json=str(a), regions=True)
+    ext = json.loads(a.read_text())["regions"]
+    assert ext["seen"]["per_class"] == seen["per_class"] and ext["unseen"]["IoU_avg"] > 0.0
+
+
 def test_window_sets_follow_the_published_protocols(dataset_dir, tmp_path):
     from pathlib import Path
 

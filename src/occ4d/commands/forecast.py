@@ -14,6 +14,11 @@ conditioned on is stated with the table, because published numbers differ on it 
 the grid's border continued into the area that enters the grid) or ``fused-warp`` (motion-extrude
 with static columns resampled from every history frame). Sampling uses a generator
 seeded with ``seed + window index``, so the same command gives the same numbers.
+
+``--regions`` adds rows scored over the columns the current frame saw and over the rest (the
+area entering the grid), so a forecaster's guesses about what no history frame saw are measured
+apart from how it moves what it saw (with the OccWorld protocol a class absent from a region's
+ground truth scores 1 there, as everywhere).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ BASELINES = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-wa
 # possible start is skipped, 4219 windows on nuScenes val); DOME's (the first 10 keyframes of each
 # scene, 4 history frames: 150 windows on nuScenes val).
 WINDOWS = {"all": None, "occworld": (5, 6), "dome": (4, 6)}
+# --regions: the columns of each future frame that the current frame saw, and the rest (the area
+# entering the grid along the ground-truth trajectory, which no history frame saw).
+REGIONS = ("seen", "unseen")
 
 
 def select_windows(ds, rule: str):
@@ -90,8 +98,12 @@ def run_forecast(
     device: str = "cpu",
     progress: bool = True,
     save: str | Path | None = None,
+    regions: bool = False,
 ) -> dict:
-    """Forecast every window of ``data`` (a ClipDataset of past + future frames) and score it."""
+    """Forecast every window of ``data`` (a ClipDataset of past + future frames) and score it.
+
+    With ``regions``, also score the columns the current frame saw and those it did not (the area
+    entering the grid along the ground-truth trajectory) apart, under ``result["regions"]``."""
     import torch
 
     from occ4d.metrics.control import PlanningMetric
@@ -101,6 +113,7 @@ def run_forecast(
         raise SystemExit("--traj pred needs --planner RUN (a planner run predicts the future trajectory)")
     n = len(data) if not max_windows else min(max_windows, len(data))
     metric = ForecastMetric(protocol, steps=future)
+    parts = {name: ForecastMetric(protocol, steps=future) for name in REGIONS} if regions else {}
     plan_metric = PlanningMetric() if traj == "pred" else None
     windows = range(n)
     if progress:
@@ -121,6 +134,12 @@ def run_forecast(
             occ[:, :past], tr, generator=g, sampler=sampler, steps=steps, guidance_scale=guidance
         )
         metric.update(pred, occ[:, past:])
+        if parts:
+            from occ4d.models.world import unseen_columns
+
+            unseen = unseen_columns(item["trajectory"][None].to(dev).double(), past)
+            parts["seen"].update(pred, occ[:, past:], region=~unseen)
+            parts["unseen"].update(pred, occ[:, past:], region=unseen)
         if save is not None:
             from occ4d.io.clipfile import save_clip
 
@@ -136,6 +155,8 @@ def run_forecast(
     result = metric.compute()
     result["trajectory"] = traj
     result["history_frames"] = past
+    if parts:
+        result["regions"] = {name: m.compute() for name, m in parts.items()}
     if plan_metric is not None:
         result["planning"] = plan_metric.compute()
     return result
@@ -145,9 +166,14 @@ def format_table(result: dict, title: str) -> str:
     """The OccWorld-style table: rows mIoU / IoU, columns 1 s, 2 s, 3 s, avg."""
     heads = [k.split("@")[1] for k in result if k.startswith("mIoU@")]
     lines = [title, f"{'':6}" + "".join(f"{h:>9}" for h in heads) + f"{'avg':>9}"]
-    for name in ("mIoU", "IoU"):
-        vals = [result[f"{name}@{h}"] for h in heads] + [result[f"{name}_avg"]]
-        lines.append(f"{name:6}" + "".join(f"{v:9.2f}" for v in vals))
+    rows = [(name, result, name) for name in ("mIoU", "IoU")]
+    for region, r in result.get("regions", {}).items():
+        rows += [(name, r, f"{name} {region}") for name in ("mIoU", "IoU")]
+    width = max(len(label) for *_, label in rows) + 1
+    lines = [title, " " * width + "".join(f"{h:>9}" for h in heads) + f"{'avg':>9}"]
+    for name, r, label in rows:
+        vals = [r[f"{name}@{h}"] for h in heads] + [r[f"{name}_avg"]]
+        lines.append(f"{label:{width}}" + "".join(f"{v:9.2f}" for v in vals))
     return "\n".join(lines)
 
 
@@ -170,6 +196,7 @@ def forecast(
     save: str = "",
     device: str = "cpu",
     perception: str = "",
+    regions: bool = False,
 ) -> None:
     """Score a forecaster with the OccWorld protocol (1 s / 2 s / 3 s / avg, mIoU and IoU).
 
@@ -198,6 +225,7 @@ def forecast(
         perception: a perception run (``occ4d train perception``): the history frames are predicted
             from each keyframe's cameras instead of read from the labels (camera-input world model);
             the future frames stay ground truth.
+        regions: also score the columns the current frame saw and the unseen rest apart.
     """
     import torch
 
@@ -244,6 +272,7 @@ def forecast(
             protocol=protocol,
             device=device,
             save=save or None,
+            regions=regions,
         )
     result.update(
         {

@@ -71,21 +71,43 @@ class ForecastMetric:
         self.cms = [ConfusionMatrix(self.vocab.num_classes) for _ in range(self.steps)]
         self.windows = 0
 
-    def update(self, pred, gt, source: str | None = None) -> None:
-        """Add windows of future grids ``(B, T, X, Y, Z)`` or one window ``(T, X, Y, Z)``."""
+    def update(self, pred, gt, source: str | None = None, region=None) -> None:
+        """Add windows of future grids ``(B, T, X, Y, Z)`` or one window ``(T, X, Y, Z)``.
+
+        ``region``: optional bool mask of the columns ``(B, T, X, Y)`` (or ``(T, X, Y)``) or
+        voxels to score; voxels outside it are not counted (e.g. the area no history frame saw,
+        :func:`occ4d.models.world.unseen_columns`, or the rest).
+        """
         n = self.vocab.num_classes
         gt_t = check_label_tensor(gt, n, self.grid.shape, source, "ground truth")
         pred_t = check_label_tensor(pred, n, self.grid.shape, source, "prediction", device=gt_t.device)
         check_same_shape(pred_t, gt_t, source)
         if gt_t.dim() == 4:
+            if region is not None and torch.as_tensor(region).shape in (gt_t.shape, gt_t.shape[:-1]):
+                region = torch.as_tensor(region)[None]  # one window's voxels or columns
             gt_t, pred_t = gt_t[None], pred_t[None]
         if gt_t.dim() != 5 or gt_t.shape[1] != self.steps:
             raise DataError(
                 source, f"forecast grids must be (B, {self.steps}, X, Y, Z), got {tuple(gt_t.shape)}"
             )
+        keep = None if region is None else self._region(region, gt_t, source)
         for t in range(self.steps):
-            self.cms[t].add(pred_t[:, t], gt_t[:, t])
+            self.cms[t].add(pred_t[:, t], gt_t[:, t], None if keep is None else keep[:, t])
         self.windows += gt_t.shape[0]
+
+    @staticmethod
+    def _region(region, gt: torch.Tensor, source: str | None) -> torch.Tensor:
+        r = torch.as_tensor(region, device=gt.device)
+        if r.dtype != torch.bool:
+            raise DataError(source, f"region must be a bool mask, got {r.dtype}")
+        if tuple(r.shape) == tuple(gt.shape[:-1]):
+            r = r[..., None]
+        elif tuple(r.shape) != tuple(gt.shape):
+            raise DataError(
+                source, f"region must be columns {tuple(gt.shape[:-1])} or voxels {tuple(gt.shape)}, "
+                f"got {tuple(r.shape)}"
+            )
+        return r.expand(gt.shape)
 
     def _counts(self, hist: np.ndarray) -> np.ndarray:
         """(steps, classes + 1, 3) [seen, positive, correct] from (steps, n, n) confusion matrices;
