@@ -75,7 +75,7 @@ class MotionConfig:
     min_speed: float = 0.4
     dynamic: tuple[int, ...] = tuple(sorted(int(c) for c in OCC3D_DYNAMIC))
     extrude: tuple[int, ...] = ()  # classes continued into the area entering the grid (e.g. GROUND)
-    fuse: bool = False  # static columns from the history frame that sampled them most closely
+    fuse: bool = False  # columns (not moving objects) from the history frame that sampled them closest
 
     def __post_init__(self) -> None:
         if self.gate <= 0 or self.track_gate <= 0 or self.min_speed < 0:
