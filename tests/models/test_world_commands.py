@@ -117,9 +117,19 @@ def test_forecast_regions_split_what_the_history_saw_from_what_it_did_not(datase
     # and ego-warp leaves the area entering the grid free
     assert seen["mIoU_avg"] == 100.0 and seen["IoU_avg"] == 100.0
     assert unseen["IoU_avg"] == 0.0 and ego["IoU_avg"] < 100.0
-    forecast(ckpt="motion-extrude", data=str(dataset_dir), json=str(a), regions=True)
+    saved = str(tmp_path / "s")
+    forecast(ckpt="motion-extrude", data=str(dataset_dir), json=str(a), regions=True, save=saved)
     ext = json.loads(a.read_text())["regions"]
     assert ext["seen"]["per_class"] == seen["per_class"] and ext["unseen"]["IoU_avg"] > 0.0
+    # the saved clips re-scored by occ4d eval forecast --regions give the same split
+    from occ4d.commands.eval import evaluate
+
+    report = evaluate("forecast", tmp_path / "s" / "pred", tmp_path / "s" / "gt", regions=True)
+    for region in ("seen", "unseen"):
+        assert report["results"]["regions"][region]["per_class"] == ext[region]["per_class"]
+    assert "IoU (occupied, unseen)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="forecast only"):
+        evaluate("occ", tmp_path / "s" / "pred", tmp_path / "s" / "gt", regions=True)
 
 
 def test_window_sets_follow_the_published_protocols(dataset_dir, tmp_path):

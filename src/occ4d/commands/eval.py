@@ -8,8 +8,8 @@ returning the metric's result dict plus the rows of its per-class table):
 - ``ray``: RayIoU (SparseOcc protocol; origins from each scene's poses in time order);
 - ``flow``: RayIoU + mAVE + Occ Score on OpenOcc v2 (``--protocol tp@2m|all-valid-rays|
   all-valid-rays-fp16``);
-- ``forecast``: OccWorld forecasting protocol (``--protocol occworld|strict``) over a folder of
-  forecast clip files (``occ4d.io.clipfile``).
+- ``forecast``: OccWorld forecasting protocol (``--protocol occworld|strict``, ``--regions``)
+  over a folder of forecast clip files (``occ4d.io.clipfile``; :mod:`occ4d.commands.eval_forecast`).
 
 Predictions are read from the official submission layouts: ``<pred>/<token>.npz`` with key
 ``arr_0`` (CVPR 2023) or ``pred`` (SparseOcc), or an Occ3D-style tree
@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from tyro.conf import Positional
+
+from occ4d.commands.eval_common import EvalArgs
+from occ4d.commands.eval_common import fmt as _fmt
+from occ4d.commands.eval_common import progress as _progress
+from occ4d.commands.eval_forecast import eval_forecast
 
 PRED_KEYS = ("pred", "arr_0", "semantics")
 MASKS = Literal["camera", "lidar", "none", "camera_lidar"]
@@ -35,20 +39,6 @@ PROTOCOL_CHOICES: dict[str, tuple[str, ...]] = {
     "flow": ("tp@2m", "all-valid-rays", "all-valid-rays-fp16"),
     "forecast": ("occworld", "strict"),
 }
-
-
-@dataclass
-class EvalArgs:
-    pred: Path
-    gt: Path
-    mask: str = "camera"
-    protocol: str | None = None
-    allow_missing: bool = False
-    split: str | None = None
-    backend: str = "auto"
-    device: str = "cpu"
-    notes: list[str] = field(default_factory=list)
-    ckpt: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,15 +143,6 @@ def _tensor(a, dev):
     return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
 
 
-def _progress(items, label: str):
-    if len(items) < 50:
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(items, description=label, transient=True)
-
-
 # --------------------------------------------------------------------------------------------
 # handlers
 
@@ -262,73 +243,6 @@ def eval_flow(args: EvalArgs) -> tuple[dict, list[list]]:
     return eval_ray(args, flow=True)
 
 
-def _clip_files(folder: Path) -> dict[str, Path]:
-    from occ4d.core.errors import DataError
-
-    if not folder.is_dir():
-        raise DataError(folder, "folder not found")
-    return {p.stem: p for p in sorted(folder.glob("*.npz"))}
-
-
-def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
-    """Forecast clips in ``--pred`` against same-named ground-truth clips in ``--gt``; the frames
-    after each clip's ``current`` index are the forecast steps."""
-    import numpy as np
-    import torch
-
-    from occ4d.core.errors import DataError
-    from occ4d.io.clipfile import load_clip
-    from occ4d.metrics import ForecastMetric
-
-    gts = _clip_files(args.gt)
-    if not gts:
-        raise DataError(args.gt, "no ground-truth clip files (*.npz)")
-    preds = _clip_files(args.pred)
-    missing = sorted(set(gts) - set(preds))
-    if missing and not args.allow_missing:
-        raise DataError(args.pred, f"{len(missing)} ground-truth clip(s) have no forecast: {missing[:20]} "
-                                   "(use --allow-missing to score them as all-free)")
-    if missing:
-        args.notes.append(f"{len(missing)} missing forecast(s) scored as all-free: {missing[:20]}")
-    metric = None
-    dev = torch.device(args.device)
-    for name in _progress(sorted(gts), "evaluating"):
-        gt = load_clip(gts[name])
-        future = gt.semantics[gt.current + 1:]
-        if metric is None:
-            try:
-                metric = ForecastMetric(args.protocol or "occworld", gt.vocab, gt.grid,
-                                        steps=len(future), hz=gt.hz)
-            except ValueError as e:  # too few future frames for the 1 s / 2 s / 3 s horizons
-                raise DataError(gts[name], f"{len(future)} future frame(s) after frame {gt.current} at "
-                                           f"{gt.hz:g} Hz: {e}") from e
-        if name in preds:
-            pred = load_clip(preds[name])
-            if len(pred) != len(gt) or pred.current != gt.current:
-                raise DataError(preds[name], f"forecast has {len(pred)} frames (current {pred.current}); "
-                                             f"ground truth {gts[name]} has {len(gt)} (current {gt.current})")
-            if (pred.vocab.name, pred.grid.name, pred.hz) != (gt.vocab.name, gt.grid.name, gt.hz):
-                raise DataError(preds[name], f"forecast is {pred.vocab.name} labels on the {pred.grid.name} "
-                                             f"grid at {pred.hz:g} Hz; ground truth {gts[name]} is "
-                                             f"{gt.vocab.name} on {gt.grid.name} at {gt.hz:g} Hz")
-            pf = pred.semantics[pred.current + 1:]
-            src = f"{preds[name]} (forecast; ground truth {gts[name]})"
-        else:
-            pf = np.full_like(future, gt.vocab.free)
-            src = f"{gts[name]} (ground truth, no forecast: scored all-free)"
-        metric.update(torch.from_numpy(pf).to(dev), torch.from_numpy(future).to(dev), source=src)
-    res = metric.compute()
-    # Per class: IoU (percent) at each reported horizon and their mean, then the two summaries.
-    horizons = list(metric.report)
-    rows = []
-    for name in res["per_class"][horizons[0]]:
-        vals = [res["per_class"][h][name] for h in horizons]
-        rows.append([name, *(_fmt(v) for v in vals), _fmt(sum(vals) / len(vals))])
-    rows.append(["mIoU", *(_fmt(res[f"mIoU@{h}"]) for h in horizons), _fmt(res["mIoU_avg"])])
-    rows.append(["IoU (occupied)", *(_fmt(res[f"IoU@{h}"]) for h in horizons), _fmt(res["IoU_avg"])])
-    return res, rows
-
-
 def eval_tokenizer(args: EvalArgs) -> tuple[dict, list[list]]:
     """Reconstruction of ``--data`` (passed as gt) by the tokenizer checkpoint ``--ckpt``."""
     from occ4d.train.tokenizer import eval_command
@@ -371,10 +285,6 @@ EvalKind = Literal[tuple(HANDLERS)]  # type: ignore[valid-type]
 # output
 
 
-def _fmt(v) -> str:
-    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
-
-
 def _jsonable(obj):
     """NaN -> None so the file is valid JSON; everything else unchanged."""
     if isinstance(obj, float):
@@ -404,6 +314,7 @@ def evaluate(
     device: str = "cpu",
     ckpt: Path | None = None,
     data: Path | None = None,
+    regions: bool = False,
 ) -> dict:
     """Score predictions against ground truth with an official protocol and print a per-class table.
 
@@ -426,6 +337,8 @@ def evaluate(
         ckpt: tokenizer / perception: the run folder (latest checkpoint) or checkpoint file to evaluate.
         data: tokenizer / perception: the dataset to reconstruct or to predict from its cameras (its
             --split, default the run's val split).
+        regions: forecast only: also score the columns each clip's current frame saw and the
+            unseen rest (the area entering the grid) apart.
     """
     from rich.console import Console
     from rich.table import Table
@@ -449,10 +362,12 @@ def evaluate(
         # Silently scoring without the mask asked for would report a different protocol.
         raise SystemExit(f"occ4d eval {kind}: --mask applies to occ only; the {kind} protocol uses no "
                          "visibility mask")
+    if regions and kind != "forecast":
+        raise SystemExit(f"occ4d eval {kind}: --regions applies to forecast only")
     mask = mask or "camera"
     _check_device(device)
     args = EvalArgs(pred=Path(pred), gt=Path(gt), mask=mask, protocol=protocol, allow_missing=allow_missing,
-                    split=split, backend=backend, device=device, ckpt=ckpt)
+                    split=split, backend=backend, device=device, ckpt=ckpt, regions=regions)
     console = Console()
     try:
         res, rows = HANDLERS[kind](args)

@@ -1,0 +1,35 @@
+"""What every ``occ4d eval`` handler shares: its arguments, progress and number formatting."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class EvalArgs:
+    pred: Path
+    gt: Path
+    mask: str = "camera"
+    protocol: str | None = None
+    allow_missing: bool = False
+    split: str | None = None
+    backend: str = "auto"
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+    ckpt: Path | None = None
+    regions: bool = False
+
+
+def progress(items, label: str):
+    if len(items) < 50:
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=label, transient=True)
+
+
+def fmt(v) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
