@@ -213,7 +213,7 @@ def headroom_table(work: Path, windows: int) -> list[tuple[str, dict]]:
     pasted into one region at a time (oracles: they read the future, so they bound what any
     forecaster could gain there). The area entering the grid is what no history frame saw."""
     from occ4d.commands.forecast import load_forecaster
-    from occ4d.core.vocab import OCC3D_DYNAMIC
+    from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.metrics.forecast import ForecastMetric
@@ -232,7 +232,7 @@ def headroom_table(work: Path, windows: int) -> list[tuple[str, dict]]:
     ]
     metrics = {n: ForecastMetric(steps=6) for n in names}
     ego, fused = load_forecaster("ego-warp")[0], load_forecaster("fused-warp")[0]
-    free = torch.tensor(17, dtype=torch.uint8)
+    free = torch.tensor(OCC3D_VOCAB.free, dtype=torch.uint8)
     share = torch.zeros(6, dtype=torch.float64)
     n = min(windows, len(ds))
     for i in range(n):

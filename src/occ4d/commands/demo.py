@@ -3,10 +3,10 @@
 1. synthesize a small world in the Occ3D layout and print its summary;
 2. write top-down pictures of one validation scene (PNGs and a GIF with the ego path);
 3. forecast its windows with the copy-last, ego-warp, motion-warp, motion-extrude and fused-warp
-   baselines and print the OccWorld
-   protocol tables (1 s / 2 s / 3 s / avg, mIoU and IoU); then continue the first window's real
-   opening along each trajectory prompt with fused-warp (generation by forecasting) and print
-   its controllability error against a control that ignores the prompt, with a GIF of each clip;
+   baselines and print the OccWorld protocol tables (1 s / 2 s / 3 s / avg, mIoU and IoU); then
+   continue the first window's real opening along each trajectory prompt with fused-warp
+   (generation by forecasting) and print its controllability error against a control that
+   ignores the prompt, with a GIF of each clip;
 4. train the tiny tokenizer (KL-VAE) and, on its latents, the tiny diffusion forecaster (with
    its full-resolution ego-warp skip) and generator, each with ``budget`` x its preset's sample
    budget (progress bars; skipped with ``--no-train``);

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from occ4d.commands.eval_common import EvalArgs, fmt, progress
-
-REGIONS = ("seen", "unseen")
+from occ4d.commands.forecast import REGIONS, update_regions
 
 
 def clip_files(folder: Path) -> dict[str, Path]:
@@ -29,7 +28,6 @@ def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
     from occ4d.core.errors import DataError
     from occ4d.io.clipfile import load_clip
     from occ4d.metrics import ForecastMetric
-    from occ4d.models.world.baselines import unseen_columns
 
     gts = clip_files(args.gt)
     if not gts:
@@ -74,9 +72,7 @@ def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
         metric.update(p_t, g_t, source=src)
         if parts:
             traj = torch.from_numpy(gt.trajectory.xyyaw)[None].to(dev)
-            unseen = unseen_columns(traj, gt.current + 1, grid=gt.grid)[0]
-            parts["seen"].update(p_t, g_t, source=src, region=~unseen)
-            parts["unseen"].update(p_t, g_t, source=src, region=unseen)
+            update_regions(parts, p_t[None], g_t[None], traj, gt.current + 1, grid=gt.grid, source=src)
     res = metric.compute()
     # Per class: IoU (percent) at each reported horizon and their mean, then the summaries.
     horizons = list(metric.report)

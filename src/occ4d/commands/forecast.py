@@ -38,6 +38,17 @@ WINDOWS = {"all": None, "occworld": (5, 6), "dome": (4, 6)}
 REGIONS = ("seen", "unseen")
 
 
+def update_regions(parts: dict, pred, gt, traj, past: int, *, grid=None, source: str | None = None) -> None:
+    """Add one window to the ``REGIONS`` metrics in ``parts``: ``pred`` / ``gt`` (1, F, X, Y, Z)
+    future labels, ``traj`` (1, past + F, 3) the ground-truth poses relative to the current frame."""
+    from occ4d.core.grid import OCC3D
+    from occ4d.models.world.baselines import unseen_columns
+
+    unseen = unseen_columns(traj.double(), past, grid=grid or OCC3D)
+    parts["seen"].update(pred, gt, source=source, region=~unseen)
+    parts["unseen"].update(pred, gt, source=source, region=unseen)
+
+
 def select_windows(ds, rule: str):
     """Keep the windows of ``ds`` (a ClipDataset) that the named window set scores."""
     if rule not in WINDOWS:
@@ -135,11 +146,7 @@ def run_forecast(
         )
         metric.update(pred, occ[:, past:])
         if parts:
-            from occ4d.models.world import unseen_columns
-
-            unseen = unseen_columns(item["trajectory"][None].to(dev).double(), past)
-            parts["seen"].update(pred, occ[:, past:], region=~unseen)
-            parts["unseen"].update(pred, occ[:, past:], region=unseen)
+            update_regions(parts, pred, occ[:, past:], item["trajectory"][None].to(dev), past)
         if save is not None:
             from occ4d.io.clipfile import save_clip
 
@@ -165,7 +172,6 @@ def run_forecast(
 def format_table(result: dict, title: str) -> str:
     """The OccWorld-style table: rows mIoU / IoU, columns 1 s, 2 s, 3 s, avg."""
     heads = [k.split("@")[1] for k in result if k.startswith("mIoU@")]
-    lines = [title, f"{'':6}" + "".join(f"{h:>9}" for h in heads) + f"{'avg':>9}"]
     rows = [(name, result, name) for name in ("mIoU", "IoU")]
     for region, r in result.get("regions", {}).items():
         rows += [(name, r, f"{name} {region}") for name in ("mIoU", "IoU")]

@@ -207,6 +207,13 @@ def track_velocities(
     return cur, vel
 
 
+def _centres_in_current(pose: np.ndarray, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(X, Y) x and y of the voxel centres of the frame at ``pose`` (3,), in the current frame."""
+    qx, qy = np.meshgrid(grid.axis_centres(0), grid.axis_centres(1), indexing="ij")
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    return c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]
+
+
 def _paste_moving(
     frame: np.ndarray,
     owner: np.ndarray,
@@ -228,9 +235,7 @@ def _paste_moving(
         return out, drawn
     nx, ny = owner.shape
     vx, vy = float(grid.voxel_size[0]), float(grid.voxel_size[1])
-    qx, qy = np.meshgrid(grid.axis_centres(0), grid.axis_centres(1), indexing="ij")
-    c, s = np.cos(pose[2]), np.sin(pose[2])
-    px, py = c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]  # output centres, current frame
+    px, py = _centres_in_current(pose, grid)
     for j, (dx, dy) in enumerate(shifts, 1):
         ix = np.floor((px - dx - grid.range_min[0]) / vx).astype(np.int64)
         iy = np.floor((py - dy - grid.range_min[1]) / vy).astype(np.int64)
@@ -304,9 +309,7 @@ def fuse_history(
     moved = np.zeros((nx, ny), dtype=bool) if moved is None else moved
     vx, vy = float(grid.voxel_size[0]), float(grid.voxel_size[1])
     cx, cy = grid.axis_centres(0), grid.axis_centres(1)
-    qx, qy = np.meshgrid(cx, cy, indexing="ij")
-    c, s = np.cos(pose[2]), np.sin(pose[2])
-    px, py = c * qx - s * qy + pose[0], s * qx + c * qy + pose[1]  # output centres, current frame
+    px, py = _centres_in_current(pose, grid)
     is_dyn = np.zeros(256, dtype=bool)
     is_dyn[list(dynamic)] = True
     standing = ndimage.binary_dilation(is_dyn[warped].any(-1) & ~moved, _EIGHT)
