@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from occ4d.io.atomic import atomic_path, save_npz
+from occ4d.io.atomic import atomic_path, remove_temps, save_npz
 
 
 def test_save_npz_is_reproducible_and_loadable(tmp_path):
@@ -34,3 +34,14 @@ def test_written_files_get_the_default_mode(tmp_path):
     os.umask(mask)
     save_npz(tmp_path / "m.npz", True, np.zeros(2))
     assert stat.S_IMODE((tmp_path / "m.npz").stat().st_mode) == 0o666 & ~mask
+
+
+def test_remove_temps_takes_only_the_writers_temporaries(tmp_path):
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".a.npz.abc_1234.tmp", tmp_path / "sub" / ".labels.npz.zz99yy88.tmp"]
+    kept = [tmp_path / "a.npz", tmp_path / ".hidden", tmp_path / "notes.tmp", tmp_path / ".x.short.tmp"]
+    for p in stale + kept:
+        p.write_bytes(b"x")
+    assert remove_temps(tmp_path) == [stale[0]]
+    assert remove_temps(tmp_path, recursive=True) == [stale[1]]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(p.name for p in kept)

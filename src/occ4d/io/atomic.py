@@ -1,6 +1,7 @@
 """Atomic writes: write to a temporary file in the target folder, then rename over the target.
 
-A crash or an exception mid-write leaves either the old file or no file, never half of one.
+A crash or an exception mid-write leaves either the old file or no file, never half of one. A
+SIGKILL can leave the hidden temporary file as well; ``remove_temps`` clears those before a rerun.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +25,8 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+# atomic_path's temporary names: "." + target name + "." + mkstemp's 8 random characters + ".tmp"
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 @contextlib.contextmanager
@@ -41,6 +45,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def remove_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files ``atomic_path`` left in ``folder`` (or under it) when its process
+    was killed mid-write (SIGKILL runs no cleanup); returns them. They are hidden names ending in
+    ``.tmp``, which no reader globs, so they are harmless until removed. Call it before writing,
+    while no other process writes into ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    stale = [p for p in found if p.is_file() and _TEMP.match(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from occ4d.core.frame import Frame
 from occ4d.core.pose import yaw_pose
 from occ4d.core.vocab import OCC3D_VOCAB
+from occ4d.io.atomic import remove_temps
 from occ4d.synth import writer
 from occ4d.synth.agents import spawn_traffic
 from occ4d.synth.ego import BEHAVIOURS, plan_ego
@@ -181,6 +182,7 @@ def generate(
 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
+    remove_temps(root, recursive=True)  # left by a run killed mid-write; this run rewrites every file
     splits = split_scenes(scenes, val_fraction, seed)
     if camera_width < 0:
         raise ValueError(f"camera_width must be >= 0, got {camera_width}")
