@@ -14,12 +14,13 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from occ4d.core.errors import DataError
-from occ4d.io.atomic import atomic_path, write_json
+from occ4d.io.atomic import write_bytes, write_json
 
 _NAME = re.compile(r"^ckpt-(\d{8})\.json$")
+_FILE = re.compile(r"^ckpt-(\d{8})\.(?:json|safetensors)$")
 
 
 def checkpoint_paths(run_dir: str | Path, step: int) -> tuple[Path, Path]:
@@ -83,11 +84,16 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, dict[str,
     st_path, json_path = checkpoint_paths(run_dir, step)
     flat = {f"{prefix}.{name}": t.detach().to("cpu").contiguous()
             for prefix, group in tensors.items() for name, t in group.items()}
-    with atomic_path(st_path) as tmp:
-        save_file(flat, str(tmp), metadata={"step": str(step)})
+    # Serialised in memory and written by occ4d.io.atomic: safetensors' save_file keeps its own
+    # temporary file (.tmpXXXXXX) that a kill would leave behind under a name nothing cleans.
+    write_bytes(st_path, save(flat, metadata={"step": str(step)}))
     write_json(json_path, {**state, "step": step, "tensors": st_path.name})
-    for old in list_checkpoints(run_dir)[:-keep_last]:
-        for p in checkpoint_paths(run_dir, old):
+    # Every file of an older step goes, not only the complete checkpoints: a run killed mid-prune
+    # leaves half a pair, which the next prune removes.
+    oldest = list_checkpoints(run_dir)[-keep_last:][0]
+    for p in Path(run_dir).iterdir():
+        m = _FILE.match(p.name)
+        if m and int(m.group(1)) < oldest:
             p.unlink(missing_ok=True)
     return json_path
 

@@ -20,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from occ4d.io.atomic import write_json
+from occ4d.io.atomic import remove_temps, write_json
 from occ4d.train import distributed as dist
 from occ4d.train.checkpoint import latest_checkpoint, load_checkpoint, optimizer_from_flat, optimizer_to_flat
 from occ4d.train.checkpoint import save_checkpoint as _save
@@ -134,6 +134,7 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
                               collate_fn=spec.collate, pin_memory=device.type == "cuda"))
     logger = None
     if rank == 0:
+        remove_temps(run_dir)  # half-written files of a killed run; every reader ignores them
         logger = RunLogger(run_dir, cfg.run.tensorboard, resume_step=step if latest else None)
         write_json(run_dir / "config.json", to_dict(cfg))
     dist.print0(f"{spec.name}/{cfg.preset}: {sum(p.numel() for p in model.parameters()):,} parameters, "
@@ -211,20 +212,21 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{lr:.2e}")
 
+        # ------------------------------------------------------------ evaluate
+        # Before the checkpoint, so a checkpoint of step N means everything up to N is logged: a
+        # run killed in an evaluation resumes from the checkpoint before it and evaluates again.
+        if step == total_steps or (cfg.run.eval_every and step % every["eval_every"] == 0):
+            results = evaluate()
+            if step == total_steps:
+                dist.print0("final evaluation: " + ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
+
         # ------------------------------------------------------------ checkpoint
         if step % every["ckpt_every"] == 0 or step == total_steps:
             save_checkpoint()
 
-        # ------------------------------------------------------------ evaluate
-        if cfg.run.eval_every and step % every["eval_every"] == 0 and step < total_steps:
-            evaluate()
-
     if bar is not None:
         bar.close()
-    if step == total_steps and steps_this_run:
-        results = evaluate()
-        dist.print0("final evaluation: " + ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
-    elif steps_this_run and step % every["ckpt_every"]:
+    if steps_this_run and step < total_steps and step % every["ckpt_every"]:
         save_checkpoint()  # stopped by max_steps: keep the progress
     if logger is not None:
         logger.close()
