@@ -59,7 +59,7 @@ def quality(data: Path, run: Path, device: str, pred_dir: Path) -> tuple[dict, d
     """(run results, baseline results, val frames, per-class rows) on the val split."""
     from occ4d.data.index import load_frame, load_index
     from occ4d.metrics import Occ3DMIoU, RayIoU
-    from occ4d.train.perception import _origins, dataset, most_frequent_grid, perception_scores
+    from occ4d.models.perception.recipe import _origins, dataset, most_frequent_grid, perception_scores
     from occ4d.train.registry import load_model
 
     model, cfg, _ = load_model(run, device=device)
@@ -94,7 +94,7 @@ def forecast_rows(data: Path, run: Path, pred_dir: Path, forecaster: str, device
     from occ4d.commands.forecast import load_forecaster, run_forecast
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
-    from occ4d.train.perception import perceived_history
+    from occ4d.models.perception.perceived import perceived_history
 
     records = load_index(data, "val")
     rows = []
@@ -118,7 +118,7 @@ def cost_table(presets: list[str], fps_presets: list[str], device: str) -> list[
     from torch.utils.flop_counter import FlopCounterMode
 
     from occ4d.models.perception import CameraOccupancy
-    from occ4d.train.perception import PRESETS
+    from occ4d.models.perception.recipe import PRESETS
 
     fx_config.meta_nonzero_assume_all_nonzero = True  # boolean masks on the meta device (no data)
     rows = []

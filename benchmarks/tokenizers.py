@@ -36,7 +36,7 @@ def flops_per_clip(name: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from occ4d.models.tokenizers import OccTokenizer
-    from occ4d.train.tokenizer import PRESETS
+    from occ4d.models.tokenizers.recipe import PRESETS
 
     preset = PRESETS[name]
     cfg, frames = preset.model, preset.data.frames
@@ -64,7 +64,7 @@ def measure(name: str, device: str, timed: bool = True) -> dict:
     import torch
 
     from occ4d.models.tokenizers import OccTokenizer, tokenizer_loss
-    from occ4d.train.tokenizer import PRESETS
+    from occ4d.models.tokenizers.recipe import PRESETS
 
     dev = torch.device(device)
     preset = PRESETS[name]
@@ -231,7 +231,7 @@ def quality(args) -> None:
 
 
 def main() -> None:
-    from occ4d.train.tokenizer import PRESETS
+    from occ4d.models.tokenizers.recipe import PRESETS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)

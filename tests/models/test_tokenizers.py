@@ -10,8 +10,8 @@ import torch
 from occ4d.core.vocab import Occ3D
 from occ4d.models.quantizers import FiniteScalarQuantizer, GaussianBottleneck, VectorQuantizerEMA, code_stats
 from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, balanced_class_weights, tokenizer_loss
+from occ4d.models.tokenizers.recipe import PRESETS
 from occ4d.models.tokenizers.tokenizer import random_crop
-from occ4d.train.tokenizer import PRESETS
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
 

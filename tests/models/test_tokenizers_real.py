@@ -10,7 +10,7 @@ import torch
 from occ4d.io.occ3d import load_labels
 from occ4d.metrics.semantic import Occ3DMIoU
 from occ4d.models.tokenizers import OccTokenizer
-from occ4d.train.tokenizer import PRESETS
+from occ4d.models.tokenizers.recipe import PRESETS
 
 
 def test_real_frames_encode_decode_and_score(occ3d_frame_paths):

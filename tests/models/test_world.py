@@ -303,7 +303,7 @@ def test_every_engine_preset_builds(monkeypatch, data):
     """Each world-model preset builds (paper sizes at depth 1) on a small stand-in tokenizer."""
     import dataclasses
 
-    from occ4d.train import worldmodel
+    from occ4d.models.world import presets as worldmodel
 
     occ, traj = data
     monkeypatch.setattr(worldmodel, "_load_tokenizer", lambda path: tiny_tokenizer())

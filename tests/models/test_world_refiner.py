@@ -220,7 +220,7 @@ def test_warp_preset_builds_trains_and_parses_the_ablation(monkeypatch):
     import tyro
 
     from occ4d.commands.train import TrainArgs, build_config
-    from occ4d.train import worldmodel
+    from occ4d.models.world import presets as worldmodel
 
     occ, traj = clip()
     monkeypatch.setattr(worldmodel, "_load_tokenizer", lambda path: tokenizer())
@@ -291,7 +291,7 @@ def test_motion_presets_build_with_their_prior_and_region_and_train(monkeypatch,
     import tyro
 
     from occ4d.commands.train import TrainArgs, build_config
-    from occ4d.train import worldmodel
+    from occ4d.models.world import presets as worldmodel
 
     occ, traj = clip(1)
     monkeypatch.setattr(worldmodel, "_load_tokenizer", lambda path: tokenizer())

@@ -12,9 +12,9 @@ import torch
 from occ4d.models.perception import CameraOccupancy, PerceptionConfig, perception_loss
 from occ4d.models.perception.bev import ChannelToHeight, warp_bev
 from occ4d.models.perception.lss import bev_indices, bev_pool, depth_targets, frustum
+from occ4d.models.perception.recipe import PRESETS
 from occ4d.synth.cameras import scaled_rig
 from occ4d.synth.rig import camera_rig
-from occ4d.train.perception import PRESETS
 
 
 def test_bev_pool_matches_a_plain_loop():

@@ -39,8 +39,8 @@ def test_train_writes_checkpoints_and_evaluates(run):
 def test_the_class_prior_is_fitted_at_start_and_saved_with_the_weights(run):
     """The tiny preset's prior is the training split's log-frequencies, in both weight sets."""
     from occ4d.models.perception.prior import log_prior
+    from occ4d.models.perception.recipe import split_counts
     from occ4d.train.checkpoint import load_checkpoint
-    from occ4d.train.perception import split_counts
     from occ4d.train.registry import load_model
 
     model, cfg, _ = load_model(run)
@@ -63,7 +63,7 @@ def test_eval_perception_scores_the_split(run, tmp_path):
 
 def test_forecast_history_comes_from_the_cameras(run, tmp_path, capsys):
     from occ4d.data.dataset import ClipDataset
-    from occ4d.train.perception import perceived_history
+    from occ4d.models.perception.perceived import perceived_history
 
     root = camera_world()
     records = load_index(root, "val")
@@ -82,7 +82,7 @@ def test_forecast_history_comes_from_the_cameras(run, tmp_path, capsys):
 
 
 def test_most_frequent_grid_is_the_per_voxel_mode():
-    from occ4d.train.perception import most_frequent_grid
+    from occ4d.models.perception.recipe import most_frequent_grid
 
     records = load_index(camera_world(), "train")
     grid = most_frequent_grid(records)

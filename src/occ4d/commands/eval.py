@@ -245,7 +245,7 @@ def eval_flow(args: EvalArgs) -> tuple[dict, list[list]]:
 
 def eval_tokenizer(args: EvalArgs) -> tuple[dict, list[list]]:
     """Reconstruction of ``--data`` (passed as gt) by the tokenizer checkpoint ``--ckpt``."""
-    from occ4d.train.tokenizer import eval_command
+    from occ4d.models.tokenizers.recipe import eval_command
 
     if args.ckpt is None:
         raise SystemExit("occ4d eval tokenizer needs --ckpt RUN (a run folder or checkpoint file)")
@@ -255,7 +255,7 @@ def eval_tokenizer(args: EvalArgs) -> tuple[dict, list[list]]:
 def eval_perception(args: EvalArgs) -> tuple[dict, list[list]]:
     """A perception run (``--ckpt``) predicting ``--data`` from its cameras: Occ3D mIoU with the
     camera mask, RayIoU, FPS, FLOPs and memory."""
-    from occ4d.train.perception import eval_command
+    from occ4d.models.perception.recipe import eval_command
 
     if args.ckpt is None:
         raise SystemExit("occ4d eval perception needs --ckpt RUN (a run folder or checkpoint file)")

@@ -259,7 +259,7 @@ def forecast(
         span = past + future
         raise DataError(data, f"split {split!r} has no window of {span} keyframes in the {windows!r} set")
     if perception:
-        from occ4d.train.perception import perceived_history
+        from occ4d.models.perception.perceived import perceived_history
 
         ds = perceived_history(perception, ds, data, records, past, device)
     with torch.no_grad():

@@ -31,7 +31,7 @@ def perceive(ckpt: str, info: str, out: str, index: int = 0, device: str = "cpu"
     from occ4d.core.errors import DataError
     from occ4d.io.atomic import save_npz
     from occ4d.io.images import load_mmdet3d_keyframe
-    from occ4d.train.perception import predict_keyframe
+    from occ4d.models.perception.perceived import predict_keyframe
     from occ4d.train.registry import load_model
     from occ4d.vis.layout import hstack, titled, vstack
     from occ4d.vis.topdown import save_png, topdown_rgb, upscale

@@ -5,6 +5,8 @@
 - ``registry``: ``ModelSpec`` and ``SPECS`` (add one line there to make a model trainable with
   ``occ4d train <name>``), ``load_model(run)`` to get a trained model back;
 - ``checkpoint`` (safetensors + JSON, atomic, keep-last-k), ``ema``, ``schedule``, ``logger``,
-  ``distributed`` (degrades to one process);
-- ``tokenizer``: the tokenizers' presets, data, loss and evaluation, the worked example of a spec.
+  ``distributed`` (degrades to one process).
+
+Each model's recipe (presets, data, loss, evaluation: its ``ModelSpec``) lives beside the model
+in ``occ4d.models.<family>.recipe``; ``occ4d.models.tokenizers.recipe`` is the worked example.
 """

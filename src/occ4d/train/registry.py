@@ -3,11 +3,12 @@
 A model joins the engine through a :class:`ModelSpec` (its config type, named presets, a build
 function, a dataset factory, a loss step and an evaluation) and ONE line in :data:`SPECS`:
 
-    SPECS = {..., "worldmodel": "occ4d.train.worldmodel:SPEC"}
+    SPECS = {..., "worldmodel": "occ4d.models.world.recipe:SPEC"}
 
 after which ``occ4d train worldmodel --preset NAME --data DIR --out RUN`` works, with every
 field of its config overridable from the command line, checkpoints, resume, EMA, torchrun and
-periodic evaluation included. ``occ4d.train.tokenizer`` is the worked example.
+periodic evaluation included. A spec lives beside its model, in the family's ``recipe`` module;
+``occ4d.models.tokenizers.recipe`` is the worked example.
 """
 
 from __future__ import annotations
@@ -55,10 +56,10 @@ class ModelSpec:
 
 # name -> "module:attribute" of its ModelSpec; imported only when used.
 SPECS: dict[str, str] = {
-    "tokenizer": "occ4d.train.tokenizer:SPEC",
-    "worldmodel": "occ4d.train.worldmodel:SPEC",
-    "features": "occ4d.train.features:SPEC",
-    "perception": "occ4d.train.perception:SPEC",
+    "tokenizer": "occ4d.models.tokenizers.recipe:SPEC",
+    "worldmodel": "occ4d.models.world.recipe:SPEC",
+    "features": "occ4d.models.features.recipe:SPEC",
+    "perception": "occ4d.models.perception.recipe:SPEC",
 }
 
 

@@ -8,7 +8,8 @@ BEVDetOcc / FlashOcc's ResNet-50 design at 704 x 256 for GPUs (200 x 200 BEV, 88
 0.5 m from 1 m); ``r50-4d`` adds one past frame (BEVDet4D).
 Evaluation scores the validation split with the Occ3D devkit mIoU under the camera mask
 (PROTOCOLS §3.1) and RayIoU (§3.7, origins from each scene's poses), and reports FPS as
-OccStudio does (batch 1, model forward only, data loading excluded).
+OccStudio does (batch 1, model forward only, data loading excluded). A trained model's
+predictions as a forecaster's history: :mod:`occ4d.models.perception.perceived`.
 """
 
 from __future__ import annotations
@@ -68,11 +69,13 @@ def dataset(cfg: TrainConfig, split: str) -> Dataset:
         raise DataError(cfg.data.root, f"no frames in split {split!r}")
     m: PerceptionConfig = cfg.model
     train = split == cfg.data.train_split
-    return CameraDataset(records, _root(cfg.data.root), m.image_size, history=m.history, train=train,
+    return CameraDataset(records, data_root(cfg.data.root), m.image_size, history=m.history, train=train,
                          seed=cfg.run.seed, resize_range=m.resize_range, crop_jitter=m.crop_jitter)
 
 
-def _root(source: str | Path) -> Path:
+def data_root(source: str | Path) -> Path:
+    """The folder a data source names: itself, or the folder of an info file (camera paths are
+    relative to it)."""
     p = Path(source)
     return p.parent if p.is_file() else p
 
@@ -252,72 +255,3 @@ def eval_command(ckpt: Path, data: Path, split: str | None = None, device: str =
 
 SPEC = ModelSpec(name="perception", config_type=PerceptionConfig, presets=PRESETS, build=build,
                  dataset=dataset, loss=loss, evaluate=evaluate, collate=collate_views, fit=fit)
-
-
-class PerceivedHistory(Dataset):
-    """A forecasting clip dataset (occ4d.data.dataset.ClipDataset) whose ``past`` history frames
-    are replaced by a perception model's predictions from each keyframe's cameras: the
-    camera-input world model of OccWorld's "-F" rows. Future frames stay ground truth (they are
-    the targets); each keyframe is predicted once and kept."""
-
-    def __init__(self, clips: Dataset, cameras: CameraDataset, model: CameraOccupancy, past: int,
-                 device: str | torch.device = "cpu"):
-        self.clips, self.cameras, self.model, self.past = clips, cameras, model, int(past)
-        self.device = torch.device(device)
-        self.by_token = {frames[-1].token: i for i, frames in enumerate(cameras.frames)}
-        self._cache: dict[str, torch.Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def predict(self, token: str) -> torch.Tensor:
-        """Predicted labels (X, Y, Z) uint8 of keyframe ``token``."""
-        if token not in self._cache:
-            if token not in self.by_token:
-                raise DataError(token, "keyframe has no camera images in the perception dataset")
-            item = self.cameras[self.by_token[token]]
-            keys = ("images", "intrinsics", "sensor2ego", "past2current")
-            inputs = [item[k][None].to(self.device) for k in keys]
-            self._cache[token] = self.model.predict(*inputs)[0].cpu()
-        return self._cache[token]
-
-    def remember(self, token: str, labels: torch.Tensor) -> None:
-        """Use ``labels`` (X, Y, Z) as the prediction of ``token`` (e.g. read back from a saved run)."""
-        self._cache[token] = labels.to(torch.uint8).cpu()
-
-    def __getitem__(self, index: int) -> dict:
-        item = dict(self.clips[index])
-        sem = item["semantics"].clone()
-        for t, token in enumerate(item["tokens"][: self.past]):
-            sem[t] = self.predict(token).to(sem.dtype)
-        item["semantics"] = sem
-        return item
-
-
-def perceived_history(run: str | Path, clips: Dataset, data: str | Path, records, past: int,
-                      device: str = "cpu") -> PerceivedHistory:
-    """Wrap ``clips`` so its history comes from the perception run ``run`` (evaluation transform)."""
-    from occ4d.train.registry import load_model
-
-    model, cfg, _ = load_model(run, device=device)
-    if cfg.model_name != "perception":
-        raise DataError(run, f"{run} is a {cfg.model_name!r} run, not a perception run")
-    m: PerceptionConfig = cfg.model
-    cams = CameraDataset(records, _root(data), m.image_size, history=m.history, with_depth=False)
-    return PerceivedHistory(clips, cams, model, past, device)
-
-
-def predict_keyframe(model: CameraOccupancy, images: np.ndarray, rig, device: str | torch.device = "cpu"
-                     ) -> np.ndarray:
-    """Labels (200, 200, 16) uint8 from one keyframe's images (N, H, W, 3) and calibrated rig
-    (real or synthetic), with the evaluation transform of the model's input size. A model with
-    temporal fusion sees the frame repeated as its own history (no past frames are given)."""
-    from occ4d.data.camera_dataset import prepare_views
-
-    views = prepare_views(images, rig, model.config.image_size)
-    t = model.config.history + 1
-    dev = torch.device(device)
-    inputs = [views[k][None, None].expand(1, t, *views[k].shape).to(dev)
-              for k in ("images", "intrinsics", "sensor2ego")]
-    eye = torch.eye(4, device=dev).expand(1, t, 4, 4)
-    return model.predict(*inputs, eye)[0].cpu().numpy()

@@ -1,4 +1,4 @@
-"""occ4d's occupancy feature extractor as a trainable model (see :mod:`occ4d.models.features`).
+"""occ4d's occupancy feature extractor as a trainable model (see :mod:`occ4d.models.features.model`).
 
 ``occ4d train features --preset v1 --data SYNTH_DIR --out runs/features``: an autoencoder of
 single frames; evaluation reports the validation reconstruction cross-entropy and the Fréchet
@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from occ4d.data.dataset import collate_clips
-from occ4d.models.features import FeatureConfig, OccFeatureExtractor, feature_loss
+from occ4d.models.features.model import FeatureConfig, OccFeatureExtractor, feature_loss
 from occ4d.train.config import DataConfig, OptimConfig, Preset, TrainConfig
 from occ4d.train.registry import ModelSpec
 
