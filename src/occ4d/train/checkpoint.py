@@ -21,6 +21,7 @@ from occ4d.io.atomic import write_bytes, write_json
 
 _NAME = re.compile(r"^ckpt-(\d{8})\.json$")
 _FILE = re.compile(r"^ckpt-(\d{8})\.(?:json|safetensors)$")
+_EXPECTED = "a checkpoint is a run folder or a ckpt-<step>.safetensors file with its .json beside it"
 
 
 def checkpoint_paths(run_dir: str | Path, step: int) -> tuple[Path, Path]:
@@ -101,7 +102,8 @@ def save_checkpoint(run_dir: str | Path, step: int, tensors: dict[str, dict[str,
 def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
     """Read a checkpoint (its JSON path, its safetensors path, or a run folder: the latest).
 
-    Returns ({prefix: {name: tensor}}, state). Bad or missing files raise DataError.
+    Returns ({prefix: {name: tensor}}, state). Anything else (a missing, truncated or foreign
+    file, a pickle, JSON that is not a checkpoint's) raises DataError naming the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -109,15 +111,24 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]
         if latest is None:
             raise DataError(path, "no complete checkpoint (ckpt-<step>.json + .safetensors) in this folder")
         path = latest
+    if not path.exists():
+        raise DataError(path, f"no such file or folder; {_EXPECTED}")
     if path.suffix == ".safetensors":
         path = path.with_suffix(".json")
+    elif path.suffix != ".json":
+        raise DataError(path, f"not a checkpoint; {_EXPECTED}")
     try:
-        state = json.loads(path.read_text())
+        state = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
         raise DataError(path, "checkpoint JSON not found") from e
-    except json.JSONDecodeError as e:
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(path, f"checkpoint JSON is not valid JSON ({e})") from e
-    st_path = path.with_name(state.get("tensors", path.with_suffix(".safetensors").name))
+    if not isinstance(state, dict):
+        raise DataError(path, f"not a checkpoint's JSON (a {type(state).__name__}, not an object)")
+    tensors = state.get("tensors", path.with_suffix(".safetensors").name)
+    if not isinstance(tensors, str) or Path(tensors).name != tensors:
+        raise DataError(path, f"'tensors' must name a file beside the JSON, got {tensors!r}")
+    st_path = path.with_name(tensors)
     try:
         flat = load_file(str(st_path))
     except FileNotFoundError as e:
@@ -126,6 +137,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]
         raise DataError(st_path, f"unreadable safetensors file ({type(e).__name__}: {e})") from e
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for name, t in flat.items():
-        prefix, rest = name.split(".", 1)
+        prefix, dot, rest = name.partition(".")
+        if not dot:
+            raise DataError(st_path, f"tensor {name!r} has no group prefix (model., ema., optim.)")
         groups.setdefault(prefix, {})[rest] = t
+    if "model" not in groups:
+        raise DataError(st_path, "no model weights (tensors named model.*)")
     return groups, state

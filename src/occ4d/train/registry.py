@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from occ4d.core.errors import DataError
 from occ4d.train.checkpoint import load_checkpoint
 from occ4d.train.config import Preset, TrainConfig, load_train_config
 
@@ -70,17 +71,34 @@ def get_spec(name: str) -> ModelSpec:
     return getattr(importlib.import_module(module), attr)
 
 
-def load_model(path: str | Path, ema: bool = True, device: str | torch.device = "cpu"
-               ) -> tuple[nn.Module, TrainConfig, dict]:
+def load_model(path: str | Path, ema: bool = True, device: str | torch.device = "cpu",
+               kind: str | None = None) -> tuple[nn.Module, TrainConfig, dict]:
     """A trained model from a run folder (its latest checkpoint) or a checkpoint file.
 
     Returns (model in eval mode, its TrainConfig, the checkpoint state). ``ema`` picks the EMA
-    weights when the run kept them.
+    weights when the run kept them. ``kind`` (a name in :data:`SPECS`) refuses a checkpoint of
+    another model before building it. Anything that is not a loadable checkpoint raises
+    DataError naming the file.
     """
     tensors, state = load_checkpoint(path)
-    spec = get_spec(state["config"]["model_name"])
-    cfg = load_train_config(state["config"], spec.config_type)
+    config = state.get("config")
+    name = config.get("model_name") if isinstance(config, dict) else None
+    if name not in SPECS:
+        raise DataError(path, f"not a trained model's checkpoint (its JSON's config names model "
+                              f"{name!r}; trainable models: {sorted(SPECS)})")
+    if kind is not None and name != kind:
+        raise DataError(path, f"a {name} checkpoint, but a {kind} checkpoint is expected here")
+    spec = get_spec(name)
+    try:
+        cfg = load_train_config(config, spec.config_type)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(path, f"the checkpoint's config is not a valid {name} config "
+                              f"({type(e).__name__}: {e})") from e
     model = spec.build(cfg.model)
     weights = tensors["ema"] if ema and "ema" in tensors else tensors["model"]
-    model.load_state_dict(weights, strict=True)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as e:  # missing, unexpected or mis-shaped tensors
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise DataError(path, f"the weights do not fit the {name} model of its config ({first})") from e
     return model.to(device).eval(), cfg, state
