@@ -3,6 +3,8 @@
 - :class:`OccGenerator`: a DiT over whole-clip latents (OccSora's line), clips of any length.
 - :class:`OccForecaster`: latent diffusion from past frames and the ego trajectory (DOME/E2EOcc),
   optionally with :class:`WarpRefiner`, a full-resolution ego-warp skip that corrects ego-warp.
+  Both are :class:`~occ4d.models.world.latent_diffusion.LatentDiffusion`: codec + DiT, the
+  training loss written once.
 - :class:`OccAutoregressive`: OccWorld-style token transformer with ego-pose tokens.
 - :class:`CopyLast`, :class:`EgoWarp`, :class:`MotionWarp`: baselines (motion-warp also serves as
   the refiner's prior); :class:`Planner`: future ego trajectory.

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from occ4d.diffusion import DiffusionConfig, NoiseSchedule, diffusion_loss, sample
+from occ4d.diffusion import DiffusionConfig, sample
 from occ4d.models.tokenizers import balanced_class_weights
-from occ4d.models.world.dit import DiTConfig, OccDiT
+from occ4d.models.world.dit import DiTConfig
+from occ4d.models.world.latent_diffusion import Conditioning, LatentDiffusion, Term
 from occ4d.models.world.latents import LatentCodec
 from occ4d.models.world.refiner import RefinerConfig, WarpRefiner
 
@@ -70,13 +70,13 @@ class ForecasterConfig:
         return self.past + self.future
 
 
-class OccForecaster(nn.Module):
-    """``loss(occ, traj)`` on (past + future)-frame clips; ``forecast(past_occ, traj)`` at test time."""
+class OccForecaster(LatentDiffusion):
+    """``loss(occ, traj)`` on (past + future)-frame clips; ``forecast(past_occ, traj)`` at test time.
+
+    occ (B, past + future, X, Y, Z) ids; traj (B, past + future, 3) relative to the current frame.
+    """
 
     def __init__(self, config: ForecasterConfig, codec: LatentCodec):
-        super().__init__()
-        self.config = config
-        self.codec = codec
         if codec.trainable != (config.mode == "e2e"):
             raise ValueError(f"mode {config.mode!r} needs a codec with trainable={config.mode == 'e2e'}")
         r = codec.frames_per_latent
@@ -85,15 +85,8 @@ class OccForecaster(nn.Module):
                 f"past ({config.past}) and future ({config.future}) must be multiples of the "
                 f"tokenizer's {r} frames per latent frame"
             )
+        super().__init__(config, codec)
         self.past_lat = config.past // r
-        self.dit = OccDiT(config.dit)
-        self.schedule = NoiseSchedule(config.diffusion)
-        expected = (codec.channels, *codec.latent_shape(config.frames))
-        got = (config.dit.latent_channels, *config.dit.latent_size)
-        if expected != got:
-            raise ValueError(
-                f"the tokenizer makes latents {expected} for {config.frames} frames; the DiT expects {got}"
-            )
         grid = tuple(codec.tokenizer.config.grid)
         if config.refiner is not None and tuple(config.refiner.grid.shape) != grid:
             raise ValueError(f"the refiner's grid {config.refiner.grid.shape} is not the tokenizer's {grid}")
@@ -108,49 +101,32 @@ class OccForecaster(nn.Module):
         mask[:, :, : self.past_lat] = 1.0
         return ctx, mask
 
-    def _denoiser(self, traj, ctx, mask):
-        def den(x, t, drop):
-            return self.dit(x, t, traj=traj.float(), drop_traj=drop, context=ctx, context_mask=mask)
-
-        return den
-
-    def forward(
-        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None, keys=None
-    ):
-        """The training loss (so that a DDP wrapper sees it as the forward pass)."""
-        return self.loss(occ, traj, generator, keys)
-
-    def loss(
-        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator, keys=None
-    ) -> tuple[torch.Tensor, dict]:
-        """occ (B, past + future, X, Y, Z) ids; traj (B, past + future, 3) relative to the current frame.
-
-        ``keys`` (B lists of one string per frame) let a frozen tokenizer reuse cached latents.
-        """
+    def _encode(self, occ: torch.Tensor, keys) -> tuple[torch.Tensor, dict[str, Term]]:
+        """The clip's latents; in ``e2e`` mode through the trainable tokenizer, whose
+        reconstruction cross-entropy plus bottleneck loss join the loss (``recon_ce``)."""
         if occ.shape[1] != self.config.frames:
             raise ValueError(f"expected {self.config.frames} frames, got {occ.shape[1]}")
-        if self.config.mode == "e2e":
-            q = self.codec.tokenizer.encode(occ)
-            z = self.codec.normalise(q.latent)
-            logits = self.codec.tokenizer.decode(q.latent, occ.shape[1])
-            recon = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), occ.long().reshape(-1))
-            extra = recon + q.loss
-        else:
-            z, _ = self.codec.encode(occ, keys)
-            recon = extra = None
+        if self.config.mode != "e2e":
+            return super()._encode(occ, keys)
+        q = self.codec.tokenizer.encode(occ)
+        z = self.codec.normalise(q.latent)
+        logits = self.codec.tokenizer.decode(q.latent, occ.shape[1])
+        recon = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), occ.long().reshape(-1))
+        return z, {"recon_ce": Term(self.config.recon_weight, recon + q.loss, recon)}
+
+    def _condition(self, z: torch.Tensor, traj: torch.Tensor, generator: torch.Generator) -> Conditioning:
+        """The past latents as context (keeping their gradient in ``e2e`` mode); the loss covers
+        the future frames only."""
         ctx, mask = self._context(z[:, :, : self.past_lat])
-        den = self._denoiser(traj, ctx, mask)
-        out = diffusion_loss(den, z.detach(), self.schedule, generator=generator, weight=1.0 - mask)
-        loss = out["loss"]
-        stats = {"diffusion": float(loss.detach())}
-        if extra is not None:
-            loss = loss + self.config.recon_weight * extra
-            stats["recon_ce"] = float(recon.detach())
-        if self.refiner is not None:
-            ce = self._refine_loss(occ, traj, z.detach(), out["x0"], generator)
-            loss = loss + self.config.refine_weight * ce
-            stats["refine_ce"] = float(ce.detach())
-        return loss, stats
+        return Conditioning(traj.float(), ctx, mask, 1.0 - mask)
+
+    def _extra_terms(
+        self, occ: torch.Tensor, traj: torch.Tensor, z: torch.Tensor, x0: torch.Tensor, generator
+    ) -> dict[str, Term]:
+        if self.refiner is None:
+            return {}
+        ce = self._refine_loss(occ, traj, z.detach(), x0, generator)
+        return {"refine_ce": Term(self.config.refine_weight, ce, ce)}
 
     def _future_probs(self, z: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """Normalised clip latents (B, C, t, h, w) -> class probabilities (B, K, X, Y, Z, C) of the
@@ -230,7 +206,7 @@ class OccForecaster(nn.Module):
             return self._refine(past_occ, traj, None)
         z_past, _ = self.codec.encode(past_occ)
         ctx, mask = self._context(z_past)
-        den = self._denoiser(traj, ctx, mask)
+        den = self._denoiser(traj.float(), ctx, mask)
         shape = (past_occ.shape[0], cfg.dit.latent_channels, *cfg.dit.latent_size)
         z = sample(
             den,

@@ -16,12 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from occ4d.diffusion import DiffusionConfig, NoiseSchedule, diffusion_loss, sample
-from occ4d.models.world.dit import DiTConfig, OccDiT
+from occ4d.diffusion import DiffusionConfig, sample
+from occ4d.models.world.dit import DiTConfig
 from occ4d.models.world.embed import extend_traj, rebase_traj
-from occ4d.models.world.latents import LatentCodec
+from occ4d.models.world.latent_diffusion import Conditioning, LatentDiffusion
 
 
 @dataclass(frozen=True)
@@ -44,26 +43,11 @@ class GeneratorConfig:
             raise ValueError(f"prefix_prob must be in [0, 1], got {self.prefix_prob}")
 
 
-class OccGenerator(nn.Module):
-    """Codec + DiT. ``loss`` for training, ``generate`` for clips of any length."""
+class OccGenerator(LatentDiffusion):
+    """Codec + DiT. ``loss`` for training, ``generate`` for clips of any length.
 
-    def __init__(self, config: GeneratorConfig, codec: LatentCodec):
-        super().__init__()
-        self.config = config
-        self.codec = codec
-        self.dit = OccDiT(config.dit)
-        self.schedule = NoiseSchedule(config.diffusion)
-        expected = (codec.channels, *codec.latent_shape(config.frames))
-        got = (config.dit.latent_channels, *config.dit.latent_size)
-        if expected != got:
-            raise ValueError(
-                f"the tokenizer makes latents {expected} for {config.frames} frames; the DiT expects {got}"
-            )
-
-    def _denoiser(self, traj, context, mask):
-        return lambda x, t, drop: self.dit(
-            x, t, traj=traj, drop_traj=drop, context=context, context_mask=mask
-        )
+    ``loss``: occ (B, frames, X, Y, Z) ids, traj (B, frames, 3) in any frame (rebased to frame 0).
+    """
 
     def _prefix_mask(self, b: int, t: int, generator: torch.Generator, device) -> torch.Tensor:
         """(B, 1, t, 1, 1) float: 1 on the known prefix frames (none for most clips)."""
@@ -72,34 +56,15 @@ class OccGenerator(nn.Module):
         frames = torch.arange(t, device=generator.device)[None]
         return (frames < k[:, None]).float().reshape(b, 1, t, 1, 1).to(device)
 
-    def forward(
-        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator | None = None, keys=None
-    ):
-        """The training loss (so that a DDP wrapper sees it as the forward pass)."""
-        return self.loss(occ, traj, generator, keys)
-
-    def loss(
-        self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator, keys=None
-    ) -> tuple[torch.Tensor, dict]:
-        """occ (B, frames, X, Y, Z) ids, traj (B, frames, 3) in any frame (rebased to frame 0 here).
-
-        ``keys`` (B lists of one string per frame) let a frozen tokenizer reuse cached latents.
-        """
-        z, _ = self.codec.encode(occ, keys)  # (B, C, t, h, w)
+    def _condition(self, z: torch.Tensor, traj: torch.Tensor, generator: torch.Generator) -> Conditioning:
+        """The trajectory rebased to the clip's first frame; with a context DiT, a random known
+        prefix (``prefix_prob``) as context, excluded from the loss."""
         b, _, t, h, w = z.shape
         traj = rebase_traj(traj.float(), 0)
-        mask = self._prefix_mask(b, t, generator, z.device) if self.config.dit.context else None
-        context = z.detach() if mask is not None else None
-        ctx_mask = mask.expand(b, 1, t, h, w) if mask is not None else None
-        weight = (1.0 - mask) if mask is not None else None
-        out = diffusion_loss(
-            self._denoiser(traj, context, ctx_mask),
-            z.detach(),
-            self.schedule,
-            generator=generator,
-            weight=weight,
-        )
-        return out["loss"], {"diffusion": float(out["loss"].detach())}
+        if not self.config.dit.context:
+            return Conditioning(traj, None, None, None)
+        mask = self._prefix_mask(b, t, generator, z.device)
+        return Conditioning(traj, z.detach(), mask.expand(b, 1, t, h, w), 1.0 - mask)
 
     @torch.no_grad()
     def sample_latents(
