@@ -7,7 +7,9 @@ the command line. Command modules import heavy libraries inside their functions 
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 # name -> "module:function". Each entry is one command of the CLI.
@@ -32,9 +34,10 @@ def _load(spec: str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run one command. From the console (``argv`` None) bad input ends with one line naming the
-    file and the problem and exit status 1, not a traceback; called with ``argv`` (tests, scripts)
-    the ``DataError`` propagates to the caller."""
+    """Run one command. From the console (``argv`` None) bad input (a ``DataError``, or an OSError
+    about a path: missing, unwritable, read-only, disk full) ends with one line on stderr naming
+    the file and the problem and exit status 1, not a traceback; called with ``argv`` (tests,
+    scripts) the exception propagates to the caller."""
     import tyro
 
     console = argv is None
@@ -47,12 +50,32 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tyro.extras.subcommand_cli_from_dict(funcs, args=argv, prog="occ4d")
     except Exception as e:
-        from occ4d.core.errors import DataError
-
-        if not (console and isinstance(e, DataError)):
+        message = _user_error(e) if console else None
+        if message is None:
             raise
-        print(f"occ4d {argv[0]}: error: {e}", file=sys.stderr)
+        print(f"occ4d {argv[0]}: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+# OSErrors that say the user's path cannot be used as given, not that occ4d is wrong.
+_PATH_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+                errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG}
+
+
+def _user_error(e: BaseException) -> str | None:
+    """The one-line message of an exception caused by bad input, or None for anything else
+    (a programming error keeps its traceback)."""
+    from occ4d.core.errors import DataError
+
+    if isinstance(e, DataError):
+        return str(e)
+    if isinstance(e, OSError) and e.errno in _PATH_ERRNOS:
+        problem = e.strerror or os.strerror(e.errno)
+        if e.filename is None:
+            return problem
+        other = f" -> {e.filename2}" if e.filename2 is not None else ""
+        return f"{e.filename}{other}: {problem}"
+    return None
 
 
 if __name__ == "__main__":

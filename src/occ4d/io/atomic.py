@@ -34,7 +34,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # read-only or full: name the file asked for, not a random temporary
+        raise OSError(e.errno, e.strerror, str(path)) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -42,8 +45,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp creates 0600 files; give the result the mode a plain open() would.
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename in (None, str(tmp_path)):
+            # a failed write (disk full, ...) names the file being written, not its temporary
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
