@@ -19,6 +19,7 @@ Predictions are read from the official submission layouts: ``<pred>/<token>.npz`
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -111,7 +112,12 @@ def _pairs(args: EvalArgs, records, shape, free: int, with_flow: bool = False):
     extra = len(set(preds) - {r.token for r in records})
     if extra:
         args.notes.append(f"{extra} prediction file(s) have no ground truth and were ignored")
-    for r in _progress(records, "evaluating"):
+    # Under torchrun each process scores every world-th frame; the metrics' compute() sums the
+    # counters over processes, so every frame counts exactly once for any number of processes.
+    from occ4d.data.sampler import ExactDistributedSampler
+
+    mine = [records[i] for i in ExactDistributedSampler(len(records))]
+    for r in _progress(mine, "evaluating"):
         if r.token in preds:
             labels, flow = read_prediction(preds[r.token], shape, with_flow)
             source = f"{preds[r.token]} (prediction of {r.token}; ground truth {r.path})"
@@ -279,6 +285,8 @@ HEADERS: dict[str, list[str]] = {
     "perception": ["class", "IoU (camera mask)", "RayIoU"],
 }
 EvalKind = Literal[tuple(HANDLERS)]  # type: ignore[valid-type]
+# Kinds that split their frames over torchrun's processes (_pairs); the others run whole in each.
+SHARDED = ("occ", "ray", "flow")
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +353,7 @@ def evaluate(
 
     from occ4d.core.errors import DataError
     from occ4d.io.atomic import write_json
+    from occ4d.train import distributed as dist
 
     if kind in ("tokenizer", "perception"):
         if data is None:
@@ -366,14 +375,24 @@ def evaluate(
         raise SystemExit(f"occ4d eval {kind}: --regions applies to forecast only")
     mask = mask or "camera"
     _check_device(device)
+    # launched by torchrun: gloo on CPU, NCCL with --device cuda (one GPU a process)
+    started = kind in SHARDED and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_distributed()
+    if started:
+        device = str(dist.init(device))
+    rank = dist.rank()
     args = EvalArgs(pred=Path(pred), gt=Path(gt), mask=mask, protocol=protocol, allow_missing=allow_missing,
                     split=split, backend=backend, device=device, ckpt=ckpt, regions=regions)
     console = Console()
     try:
         res, rows = HANDLERS[kind](args)
-    except DataError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise SystemExit(2) from e
+    except DataError as e:  # one line on stderr, exit status 1, as every command
+        raise SystemExit(f"occ4d eval {kind}: error: {e}") from e
+    if started:
+        dist.shutdown()  # every process now holds the reduced result
+    report = {"kind": kind, "protocol": res["protocol"], "pred": str(pred), "gt": str(gt),
+              "notes": args.notes, "results": res}
+    if rank:
+        return report  # the first process prints and writes it
     table = Table(title=f"occ4d eval {kind} — {res['protocol']}")
     for h in HEADERS.get(kind, ["name", "value"]):
         table.add_column(h, justify="left" if h in ("class", "horizon") else "right")
@@ -387,8 +406,6 @@ def evaluate(
         console.print(f"{k}: {v}")
     for note in args.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    report = {"kind": kind, "protocol": res["protocol"], "pred": str(pred), "gt": str(gt),
-              "notes": args.notes, "results": res}
     if json is not None:
         write_json(json, _jsonable(report))
         console.print(f"wrote {json}")

@@ -128,9 +128,9 @@ def run_forecast(
     plan_metric = PlanningMetric() if traj == "pred" else None
     windows = range(n)
     if progress:
-        from tqdm import tqdm
+        from occ4d.core.progress import Progress
 
-        windows = tqdm(windows, desc="forecast", unit="window")
+        windows = Progress(windows, desc="forecast", unit="window")
     dev = torch.device(device)
     for i in windows:
         item = data[i]
@@ -235,11 +235,13 @@ def forecast(
     """
     import torch
 
-    from occ4d.core.errors import DataError
+    from occ4d.core.errors import DataError, check_counts
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.io.atomic import write_json
 
+    check_counts(0, max_windows=max_windows)
+    check_counts(steps=steps, past=past, future=future)
     model, past, future, name = load_forecaster(ckpt, past=past, future=future, device=device)
     plan_model = None
     if traj == "pred":

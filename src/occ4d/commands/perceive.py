@@ -36,15 +36,13 @@ def perceive(ckpt: str, info: str, out: str, index: int = 0, device: str = "cpu"
     from occ4d.vis.layout import hstack, titled, vstack
     from occ4d.vis.topdown import save_png, topdown_rgb, upscale
 
+    model, cfg, _ = load_model(ckpt, ema=ema, device=device, kind="perception")
     try:
         kf = load_mmdet3d_keyframe(info, index)
         images = kf.load_images()
         points = kf.lidar_in_ego()
     except DataError as e:
         raise SystemExit(f"error: {e}") from e
-    model, cfg, _ = load_model(ckpt, ema=ema, device=device)
-    if cfg.model_name != "perception":
-        raise SystemExit(f"{ckpt} is a {cfg.model_name!r} run, not a perception run")
     pred = predict_keyframe(model, images, kf.rig, device)
     out_dir = Path(out)
     save_npz(out_dir / f"{kf.token}.npz", True, pred)

@@ -50,8 +50,9 @@ def render(
         scale: pixels per voxel of top-down pictures.
         title: text shown in the picture's caption and the viewer's title.
     """
-    from occ4d.core.errors import DataError
+    from occ4d.core.errors import DataError, check_counts
 
+    check_counts(every=every, scale=scale)
     suffix = out.suffix.lower()
     if suffix not in OUT_SUFFIXES:
         raise SystemExit(f"--out must end in one of {', '.join(OUT_SUFFIXES)}, got {out}")

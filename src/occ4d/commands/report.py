@@ -37,9 +37,10 @@ def report(run_dir: Positional[Path], out: Path = Path("report.html"), max_media
         seed: seed of the forecast sampler (window i uses seed + i, as ``occ4d forecast``).
         device: cpu or cuda.
     """
-    from occ4d.core.errors import DataError
+    from occ4d.core.errors import DataError, check_counts
     from occ4d.vis.report import save_report
 
+    check_counts(0, samples=samples, max_media=max_media, max_clips=max_clips)
     try:
         found, notes = model_samples(run_dir, data, samples, split, seed, device)
         save_report(out, run_dir, max_media=max_media, max_clips=max_clips, title=title, samples=found,

@@ -35,9 +35,17 @@ def synth(
     """
     from pathlib import Path
 
+    from occ4d.core.errors import DataError, check_counts
     from occ4d.synth.stats import format_histograms, real_histogram
     from occ4d.synth.world import generate
 
+    check_counts(scenes=scenes, frames=frames, workers=workers)
+    if cameras:
+        check_counts(camera_width=camera_width)
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError("--val-fraction", f"must be in [0, 1), got {val_fraction}")
+    if not density > 0:
+        raise DataError("--density", f"must be positive, got {density}")
     summary = generate(out, scenes, frames, seed, workers=workers, val_fraction=val_fraction, density=density,
                        camera_width=camera_width if cameras else 0)
     print(

@@ -218,8 +218,8 @@ def _load_tokenizer(path: str):
     from occ4d.train.registry import load_model
 
     try:
-        tok, _, _ = load_model(path, ema=True)
-    except (FileNotFoundError, KeyError, DataError) as e:
+        tok, _, _ = load_model(path, ema=True, kind="tokenizer")
+    except DataError as e:  # load_model says every way a path is not a tokenizer run
         raise DataError(path, f"cannot load the tokenizer run the world model needs ({e})") from e
     return tok
 
