@@ -96,6 +96,9 @@ def detect_format(path: str | Path) -> str:
             return "occ3d"
         if "semantics" in keys:
             return "openocc"
+        if path.name == "labels.npz":  # the Occ3D (and OpenOcc) layout's name: say what it lacks
+            raise DataError(path, f"missing key 'semantics' (an Occ3D labels.npz holds semantics, "
+                                  f"mask_lidar, mask_camera; this one has {sorted(keys)})")
         raise DataError(path, f"cannot tell the format from keys {sorted(keys)}; pass --from")
     if path.suffix == ".npy":
         from occ4d.io.openocc import load_npy
