@@ -23,12 +23,10 @@ class EvalArgs:
 
 
 def progress(items, label: str):
-    if len(items) < 50:
-        yield from items
-        return
-    from rich.progress import track
+    """Progress over the items of a scan (shown from 50 items on; occ4d.core.progress)."""
+    from occ4d.core.progress import Progress
 
-    yield from track(items, description=label, transient=True)
+    return Progress(items, desc=label, unit="file", enabled=len(items) >= 50, leave=False)
 
 
 def fmt(v) -> str:

@@ -83,9 +83,9 @@ def summarize(records: Sequence[FrameRecord], source: str = "", skip_bad: bool =
     bad = list(bad)
     iterator = records
     if progress:
-        from tqdm import tqdm
+        from occ4d.core.progress import Progress
 
-        iterator = tqdm(records, desc="reading frames", unit="frame")
+        iterator = Progress(records, desc="reading frames", unit="frame")
     for rec in iterator:
         try:
             frame = load_frame(rec)

@@ -101,7 +101,7 @@ def sample(
         guidance_scale: classifier-free guidance scale (0, 1 and > 1 as in the module docstring).
         device: where the network runs; defaults to the generator's device.
         dtype: latent dtype.
-        progress: show a tqdm bar over the steps.
+        progress: show progress over the steps (occ4d.core.progress).
     """
     if len(shape) < 2:
         raise ValueError(f"latent shape must be (batch, ...) with at least one non-batch axis, got {shape}")
@@ -112,9 +112,9 @@ def sample(
     x = x * sched.init_noise_sigma
     timesteps = sched.timesteps
     if progress:
-        from tqdm import tqdm
+        from occ4d.core.progress import Progress
 
-        timesteps = tqdm(timesteps, desc=f"{sampler} {steps} steps", leave=False)
+        timesteps = Progress(timesteps, desc=f"{sampler} {steps} steps", unit="step", leave=False)
     for t in timesteps:
         tb = torch.full((shape[0],), int(t), dtype=torch.long, device=device)
         out = f(sched.scale_model_input(x, t), tb)

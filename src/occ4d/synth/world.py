@@ -178,7 +178,7 @@ def generate(
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if density <= 0:
         raise ValueError(f"density must be positive, got {density}")
-    from tqdm import tqdm
+    from occ4d.core.progress import Progress
 
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ def generate(
             for i in range(scenes)]
     t0 = time.perf_counter()
     results: list[SceneResult] = []
-    bar = tqdm(total=scenes * frames, unit="keyframe", desc="synth", disable=not progress)
+    bar = Progress(total=scenes * frames, unit="keyframe", desc="synth", enabled=progress)
     if workers == 1 or scenes == 1:
         for job in jobs:
             results.append(_run_scene(job))

@@ -167,9 +167,9 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
     # ---------------------------------------------------------------- loop
     bar = None
     if rank == 0 and cfg.run.progress:
-        from tqdm import tqdm
+        from occ4d.core.progress import Progress
 
-        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
+        bar = Progress(total=total_steps, initial=step, desc=f"train {spec.name}", unit="step")
     model.train()
     steps_this_run, window, t0 = 0, [], time.perf_counter()
     while step < total_steps and not (cfg.run.max_steps and steps_this_run >= cfg.run.max_steps):
