@@ -91,10 +91,10 @@ def _mean(values) -> float:
 
 
 def forecast_rows(data: Path, run: Path, pred_dir: Path, forecaster: str, device: str) -> list[tuple]:
-    from occ4d.commands.forecast import load_forecaster, run_forecast
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.models.perception.perceived import perceived_history
+    from occ4d.models.world.forecasting import load_forecaster, run_forecast
 
     records = load_index(data, "val")
     rows = []

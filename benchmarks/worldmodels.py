@@ -149,9 +149,9 @@ def train(work: Path, name: str, scale: float, wm_scale: float) -> dict:
 
 
 def forecast_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, dict]]:
-    from occ4d.commands.forecast import load_forecaster, run_forecast
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
+    from occ4d.models.world.forecasting import load_forecaster, run_forecast
     from occ4d.train.registry import load_model
 
     ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=6, stride=1, with_masks=False)
@@ -212,12 +212,12 @@ def headroom_table(work: Path, windows: int) -> list[tuple[str, dict]]:
     """Where the forecast error lies: ego-warp and fused-warp, then fused-warp with the ground truth
     pasted into one region at a time (oracles: they read the future, so they bound what any
     forecaster could gain there). The area entering the grid is what no history frame saw."""
-    from occ4d.commands.forecast import load_forecaster
     from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.metrics.forecast import ForecastMetric
     from occ4d.models.world import unseen_columns
+    from occ4d.models.world.forecasting import load_forecaster
 
     ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=6, stride=1, with_masks=False)
     dyn = torch.as_tensor([int(c) for c in OCC3D_DYNAMIC])
@@ -344,12 +344,12 @@ def control_table(
 ) -> list[tuple[str, str, dict]]:
     """Rows (model, prompt, {"with": errors, "control": errors}); DiT clips of ``gen_frames`` (its
     training horizon), rollouts of ``frames`` (4 opening frames, then forecasts)."""
-    from occ4d.commands.forecast import load_forecaster
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.metrics.control import ControlMetric
     from occ4d.models.world import compose_traj, rollout
     from occ4d.models.world.embed import extend_traj
+    from occ4d.models.world.forecasting import load_forecaster
     from occ4d.models.world.prompts import PROMPTS, prompt_trajectory
     from occ4d.train.registry import load_model
 

@@ -62,9 +62,9 @@ def steered_frames(seq, frames: int) -> list:
     import numpy as np
     import torch
 
-    from occ4d.commands.forecast import load_forecaster
     from occ4d.core.trajectory import Trajectory
     from occ4d.models.world import compose_traj, rollout
+    from occ4d.models.world.forecasting import load_forecaster
     from occ4d.models.world.prompts import prompt_trajectory
     from occ4d.vis.layout import hstack
     from occ4d.vis.video import clip_frames

@@ -245,7 +245,7 @@ def test_unreadable_prediction_names_the_file(tmp_path, occ_root, capsys):
 
 
 def test_progress_keeps_every_item_in_order():
-    from occ4d.commands.eval import _progress
+    from occ4d.evaluate.common import progress as _progress
 
     assert list(_progress(list(range(10)), "x")) == list(range(10))
     items = list(range(120))  # long enough to go through the progress bar

@@ -135,9 +135,10 @@ def test_forecast_regions_split_what_the_history_saw_from_what_it_did_not(datase
 def test_window_sets_follow_the_published_protocols(dataset_dir, tmp_path):
     from pathlib import Path
 
-    from occ4d.commands.forecast import forecast, select_windows
+    from occ4d.commands.forecast import forecast
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import FrameRecord
+    from occ4d.models.world.forecasting import select_windows
 
     eye = np.eye(4)
     records = [
@@ -167,11 +168,11 @@ def test_window_sets_follow_the_published_protocols(dataset_dir, tmp_path):
 
 
 def test_diffusion_forecast_run_is_reproducible(dataset_dir):
-    from occ4d.commands.forecast import run_forecast
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig
     from occ4d.models.world import DiTConfig, ForecasterConfig, LatentCodec, OccForecaster
+    from occ4d.models.world.forecasting import run_forecast
 
     torch.manual_seed(0)
     tok = OccTokenizer(

@@ -149,7 +149,7 @@ def test_refiner_over_motion_warp_starts_as_motion_warp():
     other = ref(occ, tr, prior=warped) / cfg.prior_scale
     onehot = torch.nn.functional.one_hot
     assert not torch.allclose(delta - onehot(moved.long(), 18), other - onehot(warped.long(), 18))
-    from occ4d.commands.forecast import BASELINES
+    from occ4d.models.world.forecasting import BASELINES
     from occ4d.models.world.motion import MOTION_BASELINES, motion_config
 
     assert BASELINES[2:] == MOTION_BASELINES and motion_config("motion-warp") == MotionConfig()

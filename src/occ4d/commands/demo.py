@@ -46,11 +46,11 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
     import numpy as np
     import torch
 
-    from occ4d.commands.forecast import format_table, load_forecaster, run_forecast
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import group_by_scene, load_frame, load_index
     from occ4d.data.summary import format_summary, summarize
     from occ4d.data.trajectories import ego_trajectory
+    from occ4d.models.world.forecasting import format_table, load_forecaster, run_forecast
     from occ4d.models.world.prompts import prompt_trajectory
     from occ4d.synth import generate
     from occ4d.vis.topdown import save_png, topdown_rgb, upscale

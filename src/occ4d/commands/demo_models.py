@@ -65,7 +65,7 @@ def train_models(world: Path, runs: Path, budget: float, threads: int = 0) -> di
 
 def forecast_row(run: Path, windows, *, past: int, future: int, steps: int):
     """(the loaded forecaster, its OccWorld-protocol result on the validation windows)."""
-    from occ4d.commands.forecast import load_forecaster, run_forecast
+    from occ4d.models.world.forecasting import load_forecaster, run_forecast
 
     model, p, f, _ = load_forecaster(str(run), past=past, future=future)
     if (p, f) != (past, future):
@@ -116,10 +116,10 @@ def steer_clips(windows, out: Path, *, past: int, future: int, frames: int) -> l
     control, along the opening's own history at constant velocity. Both are scored against the
     prompt from the last opening frame on; clip files and GIFs go to ``out``.
     """
-    from occ4d.commands.forecast import load_forecaster
     from occ4d.io.clipfile import save_clip
     from occ4d.metrics.control import ControlMetric
     from occ4d.models.world.embed import extend_traj
+    from occ4d.models.world.forecasting import load_forecaster
     from occ4d.models.world.prompts import prompt_trajectory
     from occ4d.models.world.rollout import compose_traj, rollout
     from occ4d.vis.video import clip_frames, write_video

@@ -117,7 +117,7 @@ def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
 
 def _load(ckpt: str, device: str):
     """("generator", model, None, None) or ("rollout", forecaster, past, future) for ``--ckpt``."""
-    from occ4d.commands.forecast import BASELINES, load_forecaster
+    from occ4d.models.world.forecasting import BASELINES, load_forecaster
     from occ4d.train.registry import load_model
 
     if ckpt in BASELINES:

@@ -77,7 +77,7 @@ def model_samples(run_dir: Path, data: Path | None, count: int, split: str, seed
     if name == "tokenizer":
         return tokenizer_samples(run_dir, root, count, split, device), []
     if name == "worldmodel" and kind in FORECAST_KINDS:
-        from occ4d.commands.forecast import load_forecaster
+        from occ4d.models.world.forecasting import load_forecaster
 
         model, past, future, _ = load_forecaster(str(run_dir), device=device)
         return forecast_samples(model, root, count, split, past, future, seed, device), []
@@ -118,10 +118,10 @@ def forecast_samples(model, root: Path, count: int, split: str, past: int, futur
 
     import torch
 
-    from occ4d.commands.forecast import run_forecast
     from occ4d.core.errors import DataError
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
+    from occ4d.models.world.forecasting import run_forecast
     from occ4d.vis.report import pair_sample
 
     records = load_index(root, split)

@@ -93,7 +93,7 @@ def _single_file(path: Path) -> Sequence:
 
 
 def _read_prediction(path: Path) -> np.ndarray:
-    from occ4d.commands.eval import read_prediction
+    from occ4d.io.predictions import read_prediction
 
     labels, _ = read_prediction(path, OCC3D.shape)
     return check_labels(labels, OCC3D_VOCAB, OCC3D.shape, path, "prediction")
@@ -113,7 +113,7 @@ def _clip_folder(path: Path, name: str | None) -> Sequence | None:
 
 
 def _prediction_folder(path: Path, order: list[str] | None) -> Sequence | None:
-    from occ4d.commands.eval import index_predictions
+    from occ4d.io.predictions import index_predictions
 
     files = index_predictions(path)
     if not files or any(p.name == "labels.npz" for p in files.values()):

@@ -2,17 +2,22 @@
 OccWorld protocol (or the strict variant); the frames after each clip's ``current`` index are the
 forecast steps. ``--regions`` also scores the columns the clip's current frame saw and the unseen
 rest apart (the area entering the grid along the ground-truth clip's trajectory), as
-``occ4d forecast --regions`` does."""
+``occ4d forecast --regions`` does.
+
+Clips are :mod:`occ4d.io.clipfile` files, ``(T, X, Y, Z)`` uint8 labels with a ``(T, 3)``
+trajectory; forecast and ground truth are paired by file name. Rows are (class, IoU in percent at
+1 s / 2 s / 3 s, their mean), then the mIoU and IoU (occupied) summaries.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from occ4d.commands.eval_common import EvalArgs, fmt, progress
-from occ4d.commands.forecast import REGIONS, update_regions
+from occ4d.evaluate.common import EvalArgs, fmt, progress
 
 
 def clip_files(folder: Path) -> dict[str, Path]:
+    """name -> clip file (``*.npz``) of ``folder``."""
     from occ4d.core.errors import DataError
 
     if not folder.is_dir():
@@ -28,6 +33,7 @@ def eval_forecast(args: EvalArgs) -> tuple[dict, list[list]]:
     from occ4d.core.errors import DataError
     from occ4d.io.clipfile import load_clip
     from occ4d.metrics import ForecastMetric
+    from occ4d.models.world.forecasting import REGIONS, update_regions
 
     gts = clip_files(args.gt)
     if not gts:
