@@ -247,8 +247,8 @@ def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
 
 
 def test_prompts_and_trajectory_files(tmp_path, dataset_dir):
-    from occ4d.commands.generate import load_trajectory
     from occ4d.core.errors import DataError
+    from occ4d.models.world.generation import load_trajectory
     from occ4d.models.world.prompts import PROMPTS, prompt_trajectory
 
     for name in PROMPTS:
@@ -272,7 +272,7 @@ def test_prompts_and_trajectory_files(tmp_path, dataset_dir):
 
 
 def test_real_trajectory_prompt(mini_infos_path):
-    from occ4d.commands.generate import load_trajectory
+    from occ4d.models.world.generation import load_trajectory
 
     tr, name = load_trajectory(str(mini_infos_path), 6)
     assert tr.shape == (6, 3) and np.allclose(tr[0], 0)
@@ -281,7 +281,8 @@ def test_real_trajectory_prompt(mini_infos_path):
 
 def test_real_trajectory_steers_generation_by_forecasting(mini_infos_path, dataset_dir, tmp_path):
     """A real nuScenes drive (scene-0916's keyframes) as the prompt of a synthetic opening."""
-    from occ4d.commands.generate import generate, load_trajectory
+    from occ4d.commands.generate import generate
+    from occ4d.models.world.generation import load_trajectory
 
     out = tmp_path / "real"
     generate(ckpt="fused-warp", opening=str(dataset_dir), traj=str(mini_infos_path), scene="scene-0916",
