@@ -9,7 +9,6 @@ command prints how many voxels had no counterpart in the target vocabulary.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,7 +16,6 @@ import tyro
 from tyro.conf import Positional
 
 FormatName = Literal["occ3d", "openocc", "openocc_v1", "surroundocc", "openoccupancy", "waymo"]
-log = logging.getLogger(__name__)
 
 
 def convert(
@@ -46,63 +44,24 @@ def convert(
     """
     import numpy as np
 
-    from occ4d.core.errors import DataError
-    from occ4d.core.pose import make_pose
     from occ4d.data.index import load_index
-    from occ4d.io.convert import convert_frame
-    from occ4d.io.formats import FORMATS, detect_format, read_frame, write_frame
-    from occ4d.io.resample import NUSCENES_LIDAR2EGO
+    from occ4d.io.convert_tree import convert_tree
+    from occ4d.io.formats import FORMATS
 
-    src, out = Path(src), Path(out)
-    if src.is_file():
-        files, base = [src], src.parent
-    elif src.is_dir():
-        files = sorted(p for p in src.rglob("*") if p.suffix in (".npz", ".npy") and p.is_file())
-        base = src
-        if out.resolve().is_relative_to(src.resolve()):
-            files = [p for p in files if not p.resolve().is_relative_to(out.resolve())]
-    else:
-        raise DataError(src, "no such file or folder")
-    if not files:
-        raise DataError(src, "no .npz or .npy files to convert")
-    l2e = NUSCENES_LIDAR2EGO if lidar2ego is None else make_pose(lidar2ego[:3], lidar2ego[3:])
     # An info entry without lidar2ego reads as identity (occ4d.data.index), which is never a real
     # roof LiDAR pose: such frames keep the fallback calibration.
-    calibrated = {} if info is None else {
+    calibrated = None if info is None else {
         r.path.resolve(): r.lidar2ego for r in load_index(info, skip_bad=skip_bad)
         if not np.array_equal(r.lidar2ego, np.eye(4))
     }
+    totals = convert_tree(src, to, out, from_=from_, lidar2ego=lidar2ego, calibrated=calibrated,
+                          skip_bad=skip_bad)
     target = FORMATS[to]
-
-    totals = {"frames": 0, "voxels": 0, "unmapped": 0, "ignored": 0, "uncovered": 0}
-    resampled, exact, bad, from_info = False, True, [], 0
-    for path in files:
-        dest = out / path.relative_to(base).with_suffix(target.suffix)
-        if dest.resolve() == path.resolve():
-            raise DataError(path, "the output would overwrite the input; choose another --out")
-        try:
-            fmt = from_ or detect_format(path)
-            frame = read_frame(path, fmt)
-            frame_l2e = calibrated.get(path.resolve(), l2e)
-            converted, stats = convert_frame(frame, to, lidar2ego=frame_l2e)
-            write_frame(dest, converted, to)
-        except DataError as e:
-            if not skip_bad:
-                raise
-            log.warning("skipped: %s", e)
-            bad.append(str(e))
-            continue
-        totals["frames"] += 1
-        totals["voxels"] += stats.voxels
-        totals["unmapped"] += stats.unmapped
-        totals["ignored"] += stats.ignored
-        totals["uncovered"] += stats.uncovered
-        resampled |= stats.resampled
-        exact &= stats.exact_mapping
-        from_info += stats.resampled and frame_l2e is not l2e
+    resampled, exact = totals["resampled"], totals["exact"]
+    bad, from_info = totals["bad"], totals["from_info"]
 
     v = max(totals["voxels"], 1)
-    print(f"converted {totals['frames']} frame(s) to {to} under {out}")
+    print(f"converted {totals['frames']} frame(s) to {to} under {Path(out)}")
     if resampled:
         fallback = "the default nuScenes LIDAR_TOP calibration" if lidar2ego is None else "--lidar2ego"
         if info is None:
