@@ -233,6 +233,8 @@ CASES = [
                                          "--model.latent-dim", "16", "--model.codebook-size", "32",
                                          "--model.train-crop", "32"],
      "{tok_resume}/ckpt-00000001.safetensors", None, None),
+    ("train-unknown-preset", ["train", "tokenizer", "--preset", "tiny-vqvea", "--data", "{world}", "--out",
+                              "{base}/t9"], "'tiny-vqvea'", "{base}/t9", None),
     ("train-worldmodel-tokenizer-is-a-pickle", ["train", "worldmodel", "--preset", "tiny-forecaster",
                                                 "--data", "{world}", "--out", "{base}/wm",
                                                 "--model.tokenizer", "{evil}"],
@@ -249,6 +251,8 @@ CASES = [
                                "--out", "{base}/g2"], "--samples", "{base}/g2", None),
     ("report-corrupt-safetensors", ["report", "{tok_st}", "--out", "{base}/rep.html", "--data", "{world}"],
      "{tok_st}/ckpt-00000001.safetensors", "{base}/rep.html", None),
+    ("report-corrupt-json", ["report", "{tok_json}", "--out", "{base}/rep2.html", "--data", "{world}"],
+     "{tok_json}/ckpt-00000001.json", "{base}/rep2.html", None),
     ("perceive-pickle-as-checkpoint", ["perceive", "--ckpt", "{evil}", "--info", "{half}", "--out",
                                        "{base}/p"], "{evil}", "{base}/p", None),
 ]

@@ -68,7 +68,7 @@ def model_samples(run_dir: Path, data: Path | None, count: int, split: str, seed
         return [], []
     try:
         config = json.loads(latest.read_text(encoding="utf-8"))["config"]
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+    except (OSError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(latest, f"cannot read the run's config ({type(e).__name__}: {e})") from e
     name, kind = config.get("model_name", "?"), config.get("model", {}).get("kind", "")
     root = data if data is not None else Path(config.get("data", {}).get("root", ""))

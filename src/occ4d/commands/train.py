@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Optional
 
 import tyro
 
@@ -39,7 +39,10 @@ def args_type(spec: ModelSpec) -> type:
               "clips": _overrides(DataConfig, "clips", _TOP_DATA),
               "run": _overrides(RunConfig, "run", _TOP_RUN)}
     return dataclasses.make_dataclass(f"Train_{spec.name.replace('-', '_')}", [
-        ("preset", Literal[presets], dataclasses.field(default=presets[0])),  # type: ignore[valid-type]
+        # A plain string, checked in build_config, so that an unknown preset is one line and exit
+        # status 1 like every other bad input; the metavar still lists the choices in --help.
+        ("preset", Annotated[str, tyro.conf.arg(metavar="{" + ",".join(presets) + "}")],
+         dataclasses.field(default=presets[0])),
         ("data", str, dataclasses.field(default="")),
         ("out", str, dataclasses.field(default="")),
         ("resume", bool, dataclasses.field(default=False)),
@@ -60,6 +63,9 @@ def build_config(model: str, args: Any) -> TrainConfig:
         raise SystemExit("occ4d train: --data DIR is required (the dataset folder or info file)")
     if not args.out:
         raise SystemExit("occ4d train: --out RUN is required (the run folder)")
+    if args.preset not in spec.presets:
+        raise SystemExit(f"occ4d train {model}: unknown preset {args.preset!r}; "
+                         f"presets: {', '.join(spec.presets)}")
     preset = spec.presets[args.preset]
     try:
         return TrainConfig(
