@@ -171,6 +171,29 @@ def test_class_balanced_loss_is_the_weighted_cross_entropy():
     assert w[int(Occ3D.PEDESTRIAN)] > 10 * w[int(Occ3D.FREE)]
 
 
+def test_lovasz_term_is_added_to_the_loss_on_a_voxel_sample():
+    from occ4d.models.losses import lovasz_softmax
+
+    cfg = narrow(TokenizerConfig(backbone="2d", grid=(16, 16, 16), channel_mult=(1, 2), spatial_down=1,
+                                 mid_attention=False, num_res_blocks=1))
+    torch.manual_seed(0)
+    model = OccTokenizer(cfg).eval()
+    occ = torch.full((1, 1, 16, 16, 16), int(Occ3D.FREE))
+    occ[..., :2] = int(Occ3D.DRIVEABLE_SURFACE)
+    occ[:, :, 3:5, 3:5, 2:4] = int(Occ3D.PEDESTRIAN)
+    plain, _ = tokenizer_loss(model, occ, cfg)
+    full, stats = tokenizer_loss(model, occ, replace(cfg, lovasz_weight=0.5, lovasz_voxels=0))
+    probs = model(occ).logits.reshape(-1, 18).softmax(-1)
+    expected = lovasz_softmax(probs, occ.reshape(-1))
+    torch.testing.assert_close(torch.tensor(stats["lovasz"]), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(full, plain + 0.5 * expected, atol=1e-5, rtol=1e-5)
+    torch.manual_seed(1)  # a sample of 1000 of the 4096 voxels: same order of magnitude, a gradient
+    sampled, stats = tokenizer_loss(model.train(), occ, replace(cfg, lovasz_weight=1.0, lovasz_voxels=1000))
+    sampled.backward()
+    assert 0.5 * float(expected.detach()) < stats["lovasz"] < 2.0 * float(expected.detach())
+    assert model.class_embed.weight.grad is not None
+
+
 @pytest.mark.parametrize(("ours", "reference"), [("tiny-512x", "tiny-vqvae4d"), ("occ4d-512x", "occsora")])
 def test_our_512x_presets_keep_the_occsora_budget(ours, reference):
     """Same compression, clip length, training samples and network size as the reference design."""

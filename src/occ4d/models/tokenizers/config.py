@@ -44,6 +44,8 @@ class TokenizerConfig:
     kl_weight: float = 1e-4
     # loss
     class_balanced: bool = False
+    lovasz_weight: float = 0.0  # weight of the Lovász-softmax term beside cross-entropy (OccWorld, DOME)
+    lovasz_voxels: int = 131_072  # Lovász on a uniform sample of this many voxels (its sort dominates)
     quant_weight: float = 1.0
     train_crop: int = 0  # train on random train_crop x train_crop windows (0: whole grid)
 

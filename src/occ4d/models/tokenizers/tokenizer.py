@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from occ4d.models.losses import lovasz_softmax
 from occ4d.models.quantizers import Bottleneck, FiniteScalarQuantizer, GaussianBottleneck, VectorQuantizerEMA
 from occ4d.models.tokenizers.backbone import ConvDecoder, ConvEncoder, level_sizes
 from occ4d.models.tokenizers.config import TokenizerConfig
@@ -170,7 +171,17 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
     out = model(occ)
     target = occ.long().reshape(-1)
     weight = balanced_class_weights(target, cfg.num_classes) if cfg.class_balanced else None
-    ce = F.cross_entropy(out.logits.reshape(-1, cfg.num_classes).float(), target, weight=weight)
+    logits = out.logits.reshape(-1, cfg.num_classes).float()
+    ce = F.cross_entropy(logits, target, weight=weight)
     loss = ce + cfg.quant_weight * out.bottleneck.loss
     stats = {"ce": float(ce.detach()), "quant": float(out.bottleneck.loss.detach()), **out.bottleneck.stats}
+    if cfg.lovasz_weight:
+        # IoU is a ratio of counts, so a uniform voxel sample keeps its expectation at a
+        # fraction of the cost of sorting every voxel.
+        pick = slice(None)
+        if 0 < cfg.lovasz_voxels < target.numel():
+            pick = torch.randint(0, target.numel(), (cfg.lovasz_voxels,), device=target.device)
+        lov = lovasz_softmax(logits[pick].softmax(-1), target[pick])
+        loss = loss + cfg.lovasz_weight * lov
+        stats["lovasz"] = float(lov.detach())
     return loss, stats
