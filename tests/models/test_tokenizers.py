@@ -219,6 +219,63 @@ def test_random_crop_stays_on_the_token_lattice():
         assert (corner // 40) % 8 == 0 and (corner % 40) % 8 == 0
 
 
+def test_focused_crops_hold_an_object_and_stay_on_the_lattice():
+    occ = torch.full((3, 1, 64, 64, 4), int(Occ3D.FREE))
+    occ[..., 0] = int(Occ3D.DRIVEABLE_SURFACE)
+    occ[0, :, 50, 9, 1] = int(Occ3D.PEDESTRIAN)  # one pedestrian voxel per clip, each elsewhere
+    occ[1, :, 3, 60, 1] = int(Occ3D.CAR)
+    occ[2, :, 30, 30, 2] = int(Occ3D.BARRIER)
+    objects = torch.arange(int(Occ3D.DRIVEABLE_SURFACE))
+    torch.manual_seed(0)
+    for _ in range(10):
+        crop = random_crop(occ, 16, 4, focus=1.0, classes=objects)
+        assert crop.shape == (3, 1, 16, 16, 4)
+        assert all(bool(torch.isin(c, objects).any()) for c in crop)
+    torch.manual_seed(0)
+    uniform = sum(bool(torch.isin(random_crop(occ, 16, 4, focus=1e-9, classes=objects)[0], objects).any())
+                  for _ in range(20))
+    assert uniform < 10  # a uniform 16x16 window of 64x64 mostly misses the single voxel
+    with pytest.raises(ValueError):
+        TokenizerConfig(crop_focus=1.5)
+
+
+def test_residual_vq_refines_with_depth_and_round_trips_its_ids():
+    from occ4d.models.quantizers import ResidualVectorQuantizer
+
+    torch.manual_seed(0)
+    z = torch.randn(2, 8, 6, 6)
+    errors = []
+    for depth in (1, 2, 4):
+        torch.manual_seed(0)
+        rvq = ResidualVectorQuantizer(dim=8, codebook_size=16, depth=depth).train()
+        for _ in range(20):  # EMA codebooks settle on z
+            out = rvq(z)
+        rvq.eval()
+        out = rvq(z)
+        assert out.indices.shape == (2, 6, 6, depth) and out.indices.max() < 16
+        torch.testing.assert_close(rvq.lookup(out.indices), out.latent)  # ids give back the latent
+        errors.append(float((out.latent - z).pow(2).mean()))
+    assert errors[0] > errors[1] > errors[2]  # each stage quantises what the others left
+    # the straight-through latent passes gradients to the encoder
+    zz = z.clone().requires_grad_(True)
+    out = rvq.train()(zz)
+    (out.latent.sum() + out.loss).backward()
+    assert zz.grad is not None and zz.grad.abs().sum() > 0
+
+
+def test_residual_vq_tokenizer_encodes_and_decodes_ids():
+    cfg = narrow(TokenizerConfig(backbone="2d", bottleneck="rvq", rvq_depth=3, grid=(16, 16, 16),
+                                 channel_mult=(1, 2), spatial_down=1, mid_attention=False, num_res_blocks=1,
+                                 codebook_size=8))
+    torch.manual_seed(0)
+    model = OccTokenizer(cfg).eval()
+    occ = torch.full((2, 2, 16, 16, 16), int(Occ3D.FREE))
+    occ[..., :2] = int(Occ3D.DRIVEABLE_SURFACE)
+    q = model.encode(occ)
+    assert q.indices.shape == (2, 2, 8, 8, 3)
+    torch.testing.assert_close(model.decode_indices(q.indices), model.decode(q.latent), atol=1e-4, rtol=1e-4)
+
+
 def test_configs_reject_inconsistent_layouts():
     with pytest.raises(ValueError, match="cannot downsample time"):
         TokenizerConfig(backbone="2d", temporal_down=1)

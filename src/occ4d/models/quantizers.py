@@ -120,6 +120,54 @@ class VectorQuantizerEMA(nn.Module):
         return Bottleneck(latent, loss, ids, code_stats(ids, self.codebook_size))
 
 
+class ResidualVectorQuantizer(nn.Module):
+    """Residual VQ (SoundStream; I²-World quantises its scene tokens this way): ``depth`` EMA
+    codebooks in sequence, each quantising what the ones before left over.
+
+    A token is ``depth`` codes, so ``depth`` x log2(K) bits at the same token grid: the
+    compression ratio of PROTOCOLS §4 (positions, not bits) is unchanged, the information per
+    token grows. Stage i sees the residual ``r_i = z - sum_{j<i} e_j`` (codes detached); the
+    decoder gets ``z + sg(sum_i e_i - z)`` (straight-through) and the encoder the commitment loss
+    ``beta * ||z - sg(sum_i e_i)||^2``. Indices are ``(B, *S, depth)``.
+    """
+
+    def __init__(self, *, dim: int, codebook_size: int = 512, depth: int = 4, beta: float = 0.25,
+                 decay: float = 0.99, dead_threshold: float = 1.0):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"a residual VQ needs depth >= 1, got {depth}")
+        self.dim, self.codebook_size, self.beta = dim, codebook_size, beta
+        # each stage's own commitment term is unused (beta 0): the total one is taken once
+        self.stages = nn.ModuleList(
+            VectorQuantizerEMA(dim=dim, codebook_size=codebook_size, beta=0.0, decay=decay,
+                               dead_threshold=dead_threshold) for _ in range(depth))
+
+    @property
+    def in_channels(self) -> int:
+        return self.dim
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, *S, depth) -> latents (B, C, *S): the sum of every stage's code."""
+        codes = sum(stage.embed[indices[..., i]] for i, stage in enumerate(self.stages))
+        return torch.movedim(codes, -1, 1)
+
+    def forward(self, z: torch.Tensor) -> Bottleneck:
+        z = z.float()
+        residual, total, ids, stats = z.detach(), torch.zeros_like(z), [], {}
+        for i, stage in enumerate(self.stages):
+            q = stage(residual)  # stage updates its EMA codebook on the residual it sees
+            code = q.latent.detach()
+            total = total + code
+            residual = residual - code
+            ids.append(q.indices)
+            stats[f"usage_{i}"] = q.stats["usage"]
+            stats[f"perplexity_{i}"] = q.stats["perplexity"]
+        loss = self.beta * F.mse_loss(z, total)
+        latent = z + (total - z).detach()  # (B, C, *S) straight-through
+        stats["usage"], stats["perplexity"] = stats["usage_0"], stats["perplexity_0"]
+        return Bottleneck(latent, loss, torch.stack(ids, dim=-1), stats)
+
+
 class FiniteScalarQuantizer(nn.Module):
     """FSQ (Mentzer et al. 2023): ``dim`` channels are projected to ``len(levels)``, each bounded
     by tanh and rounded to ``levels[i]`` values (vector-quantize-pytorch's FSQ), then projected

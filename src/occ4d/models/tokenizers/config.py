@@ -19,7 +19,7 @@ class TokenizerConfig:
     """
 
     backbone: Literal["2d", "3d"] = "2d"
-    bottleneck: Literal["vq", "fsq", "kl"] = "vq"
+    bottleneck: Literal["vq", "rvq", "fsq", "kl"] = "vq"
     grid: tuple[int, int, int] = (200, 200, 16)
     num_classes: int = 18
     expansion: int = 8
@@ -38,6 +38,7 @@ class TokenizerConfig:
     beta: float = 0.25
     ema_decay: float = 0.99
     dead_threshold: float = 1.0
+    rvq_depth: int = 4  # residual VQ: codes per token (each from its own codebook of codebook_size)
     # FSQ
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
     # KL-VAE
@@ -48,13 +49,14 @@ class TokenizerConfig:
     lovasz_voxels: int = 131_072  # Lovász on a uniform sample of this many voxels (its sort dominates)
     quant_weight: float = 1.0
     train_crop: int = 0  # train on random train_crop x train_crop windows (0: whole grid)
+    crop_focus: float = 0.0  # share of crops centred on an object voxel (classes before the ground)
 
     def __post_init__(self) -> None:
         levels = len(self.channel_mult)
         if self.backbone not in ("2d", "3d"):
             raise ValueError(f"backbone must be '2d' or '3d', got {self.backbone!r}")
-        if self.bottleneck not in ("vq", "fsq", "kl"):
-            raise ValueError(f"bottleneck must be 'vq', 'fsq' or 'kl', got {self.bottleneck!r}")
+        if self.bottleneck not in ("vq", "rvq", "fsq", "kl"):
+            raise ValueError(f"bottleneck must be 'vq', 'rvq', 'fsq' or 'kl', got {self.bottleneck!r}")
         if not 0 <= self.spatial_down < levels or not 0 <= self.temporal_down < levels:
             raise ValueError(f"spatial_down ({self.spatial_down}) and temporal_down ({self.temporal_down}) "
                              f"must be below the number of levels ({levels})")
@@ -72,7 +74,11 @@ class TokenizerConfig:
         if self.train_crop and (attention or self.train_crop % self.spatial_stride):
             raise ValueError("train_crop needs a purely convolutional model (no attention) and a crop "
                              f"that is a multiple of the spatial stride {self.spatial_stride}")
-        if self.bottleneck == "vq" and self.codebook_size < 2:
+        if not 0.0 <= self.crop_focus <= 1.0:
+            raise ValueError(f"crop_focus is a probability in [0, 1], got {self.crop_focus}")
+        if self.bottleneck == "rvq" and self.rvq_depth < 1:
+            raise ValueError(f"rvq_depth must be >= 1, got {self.rvq_depth}")
+        if self.bottleneck in ("vq", "rvq") and self.codebook_size < 2:
             raise ValueError("a VQ codebook needs at least 2 codes")
         if self.bottleneck == "fsq" and (not self.fsq_levels or min(self.fsq_levels) < 3):
             raise ValueError(f"FSQ levels must each be >= 3, got {self.fsq_levels}")
@@ -98,8 +104,8 @@ class TokenizerConfig:
 
     @property
     def vocab_size(self) -> int:
-        """Number of discrete tokens (0 for the continuous KL-VAE)."""
-        if self.bottleneck == "vq":
+        """Number of discrete tokens (0 for the continuous KL-VAE; per code of a residual VQ)."""
+        if self.bottleneck in ("vq", "rvq"):
             return self.codebook_size
         if self.bottleneck == "fsq":
             n = 1

@@ -18,8 +18,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from occ4d.core.vocab import Occ3D
 from occ4d.models.losses import lovasz_softmax
-from occ4d.models.quantizers import Bottleneck, FiniteScalarQuantizer, GaussianBottleneck, VectorQuantizerEMA
+from occ4d.models.quantizers import (
+    Bottleneck,
+    FiniteScalarQuantizer,
+    GaussianBottleneck,
+    ResidualVectorQuantizer,
+    VectorQuantizerEMA,
+)
 from occ4d.models.tokenizers.backbone import ConvDecoder, ConvEncoder, level_sizes
 from occ4d.models.tokenizers.config import TokenizerConfig
 
@@ -43,6 +50,10 @@ class OccTokenizer(nn.Module):
             self.quantizer = VectorQuantizerEMA(dim=cfg.latent_dim, codebook_size=cfg.codebook_size,
                                                 beta=cfg.beta, decay=cfg.ema_decay,
                                                 dead_threshold=cfg.dead_threshold)
+        elif cfg.bottleneck == "rvq":
+            self.quantizer = ResidualVectorQuantizer(dim=cfg.latent_dim, codebook_size=cfg.codebook_size,
+                                                     depth=cfg.rvq_depth, beta=cfg.beta, decay=cfg.ema_decay,
+                                                     dead_threshold=cfg.dead_threshold)
         elif cfg.bottleneck == "fsq":
             self.quantizer = FiniteScalarQuantizer(dim=cfg.latent_dim, levels=cfg.fsq_levels)
         else:
@@ -95,7 +106,7 @@ class OccTokenizer(nn.Module):
         if self.config.backbone == "2d":  # restore the time axis: (B, C, t, x, y)
             q.latent = rearrange(q.latent, "(b t) c x y -> b c t x y", b=b, t=t)
             if q.indices is not None:
-                q.indices = rearrange(q.indices, "(b t) x y -> b t x y", b=b, t=t)
+                q.indices = rearrange(q.indices, "(b t) x y ... -> b t x y ...", b=b, t=t)
         return q
 
     def decode(self, latent: torch.Tensor, frames: int | None = None,
@@ -145,18 +156,35 @@ def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tens
     return w / w.mean()
 
 
-def random_crop(occ: torch.Tensor, size: int, multiple: int) -> torch.Tensor:
+def random_crop(occ: torch.Tensor, size: int, multiple: int, focus: float = 0.0,
+                classes: torch.Tensor | None = None) -> torch.Tensor:
     """A random ``size`` x ``size`` window of (B, T, X, Y, Z), its corner on a ``multiple`` grid.
 
-    Aligning the corner to the total downsampling keeps crops on the token lattice. Uses torch's
-    generator, which the training loop reseeds from (seed, rank, step).
+    Aligning the corner to the total downsampling keeps crops on the token lattice. With
+    ``focus`` > 0 each clip gets its own window, and with probability ``focus`` that window is
+    centred (up to the lattice) on a random voxel of ``classes`` (the objects, which a uniform
+    window of a driving scene mostly misses). Uses torch's generator, which the training loop
+    reseeds from (seed, rank, step).
     """
     x, y = occ.shape[2:4]
     if size <= 0 or size >= min(x, y):
         return occ
-    cx = int(torch.randint(0, (x - size) // multiple + 1, ())) * multiple
-    cy = int(torch.randint(0, (y - size) // multiple + 1, ())) * multiple
-    return occ[:, :, cx:cx + size, cy:cy + size]
+    if focus <= 0:
+        cx = int(torch.randint(0, (x - size) // multiple + 1, ())) * multiple
+        cy = int(torch.randint(0, (y - size) // multiple + 1, ())) * multiple
+        return occ[:, :, cx:cx + size, cy:cy + size]
+    crops = []
+    for clip in occ:  # (T, X, Y, Z)
+        cx = int(torch.randint(0, (x - size) // multiple + 1, ())) * multiple
+        cy = int(torch.randint(0, (y - size) // multiple + 1, ())) * multiple
+        if classes is not None and float(torch.rand(())) < focus:
+            hits = torch.isin(clip, classes.to(clip.device)).any(-1).any(0).nonzero()  # (N, 2) columns
+            if len(hits):
+                px, py = hits[int(torch.randint(0, len(hits), ()))].tolist()
+                cx = min(max(px - size // 2, 0), x - size) // multiple * multiple
+                cy = min(max(py - size // 2, 0), y - size) // multiple * multiple
+        crops.append(clip[:, cx:cx + size, cy:cy + size])
+    return torch.stack(crops)
 
 
 def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
@@ -167,7 +195,8 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
     the loss is computed on a random crop (fully convolutional designs only).
     """
     if cfg.train_crop:
-        occ = random_crop(occ, cfg.train_crop, cfg.spatial_stride)
+        objects = torch.arange(int(Occ3D.DRIVEABLE_SURFACE))  # the thing classes 0..10 come first
+        occ = random_crop(occ, cfg.train_crop, cfg.spatial_stride, cfg.crop_focus, objects)
     out = model(occ)
     target = occ.long().reshape(-1)
     weight = balanced_class_weights(target, cfg.num_classes) if cfg.class_balanced else None

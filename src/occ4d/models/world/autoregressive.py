@@ -91,8 +91,9 @@ class OccAutoregressive(nn.Module):
         self.config = cfg = config
         self.codec = codec
         tk = codec.tokenizer.config
-        if tk.backbone != "2d" or tk.bottleneck == "kl":
-            raise ValueError("the autoregressive model needs a per-frame ('2d') VQ or FSQ tokenizer")
+        if tk.backbone != "2d" or tk.bottleneck in ("kl", "rvq"):
+            raise ValueError("the autoregressive model needs a per-frame ('2d') VQ or FSQ tokenizer "
+                             "(one code per token)")
         if tk.vocab_size != cfg.vocab_size or tuple(codec.latent_shape(1)[1:]) != tuple(cfg.token_size):
             raise ValueError(
                 f"tokenizer gives {tk.vocab_size} codes on {codec.latent_shape(1)[1:]}; "
