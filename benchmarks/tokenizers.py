@@ -2,6 +2,7 @@
 
     python benchmarks/tokenizers.py speed [--presets tiny-vqvae occworld ...] [--device cpu]
     python benchmarks/tokenizers.py quality --data SYNTH --runs RUNS [--train] [--real ../shared/data]
+    python benchmarks/tokenizers.py ablate --data SYNTH --runs RUNS [--preset tiny-vqvae] [--samples 600]
 
 ``speed`` measures every preset in a fresh subprocess (so peak memory is that preset's own):
 parameters; forward FLOPs per clip at the preset's full clip size (torch.utils.flop_counter on
@@ -10,6 +11,11 @@ from their shapes); training samples/s (the preset's batch and crop) and encode+
 peak memory (CPU: the subprocess's max RSS, torch included; CUDA: max allocated). On CPU the
 paper-size presets (0.2-3.5 TFLOP per clip forward) are only sized, not timed, unless
 ``--time-paper`` is given; then 4D ones are timed on 8-frame clips (cost is linear in T).
+
+``ablate`` trains the preset once per lever of :data:`LEVERS` at the same sample budget (one
+``occ4d train tokenizer`` each, in a subprocess, one thread; a finished run is reused) and prints
+one row per lever: validation mIoU / IoU, the IoU of cars and pedestrians, train minutes,
+samples/s and the run's peak RSS.
 
 ``quality`` reads (or with ``--train`` first runs) ``occ4d train tokenizer --preset P`` for the
 tiny presets into RUNS/P and prints their final validation figures; with ``--real`` it also
@@ -230,6 +236,60 @@ def quality(args) -> None:
                       f"(camera mask: mIoU {fig['mIoU_camera']:.2f}  IoU {fig['IoU_camera']:.2f})")
 
 
+# (row, overrides of occ4d train tokenizer): each row adds or swaps one lever against the one it
+# names, at the same sample budget. "bal" = class-balanced CE, "lov" = + Lovász-softmax.
+_BAL_LOV = ["--model.class-balanced", "True", "--model.lovasz-weight", "1.0"]
+_BEST = [*_BAL_LOV, "--optim.lr", "4e-3", "--model.crop-focus", "0.5"]
+LEVERS: list[tuple[str, list[str]]] = [
+    ("preset as shipped (CE)", []),
+    ("CE + Lovász", ["--model.lovasz-weight", "1.0"]),
+    ("class-balanced CE", ["--model.class-balanced", "True"]),
+    ("class-balanced CE + Lovász (bal+lov)", _BAL_LOV),
+    ("bal+lov, lr 4e-3", [*_BAL_LOV, "--optim.lr", "4e-3"]),
+    ("bal+lov, lr 4e-3, object-centred crops 0.5", _BEST),
+    ("bal+lov, lr 4e-3, channels 64", [*_BAL_LOV, "--optim.lr", "4e-3", "--model.channels", "64"]),
+    ("best + residual VQ depth 4", [*_BEST, "--model.bottleneck", "rvq", "--model.rvq-depth", "4"]),
+    ("best, KL bottleneck (no quantizer)", [*_BEST, "--model.bottleneck", "kl", "--model.kl-weight", "1e-6"]),
+]
+
+_PEAK = ("import resource, sys; from occ4d.cli import main; main(sys.argv[1:]); "
+         "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+
+
+def ablate(args) -> None:
+    runs = Path(args.runs)
+    peaks: dict[str, float] = {}
+    for i, (row, extra) in enumerate(LEVERS):
+        run = runs / f"{args.preset}-lever{i}"
+        peak_file = run / "peak_rss_kb"
+        if final_eval(run) is None:
+            cmd = [sys.executable, "-c", _PEAK, "train", "tokenizer", "--preset", args.preset,
+                   "--data", args.data, "--out", str(run), "--optim.total-samples", str(args.samples),
+                   "--optim.warmup-samples", str(min(100, args.samples // 4)), "--run.threads", "1",
+                   "--run.eval-every", str(args.samples), "--run.seed", str(args.seed), *extra]
+            done = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
+            kb = [ln.split()[1] for ln in done.stdout.splitlines() if ln.startswith("peak_rss_kb")]
+            if kb:
+                peak_file.write_text(kb[0])
+        peaks[row] = float(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
+    head = (f"{'lever':<46}{'mIoU':>7}{'IoU':>7}{'car':>7}{'ped':>7}{'train min':>10}{'samples/s':>10}"
+            f"{'peak MiB':>9}")
+    print(f"{args.preset}, {args.samples} samples each, seed {args.seed}, validation split of {args.data}")
+    print(head)
+    print("-" * len(head))
+    nan = float("nan")
+    for i, (row, _) in enumerate(LEVERS):
+        r = final_eval(runs / f"{args.preset}-lever{i}")
+        if r is None:
+            continue
+        rate = r["samples"] / r["train_s"] if r["train_s"] else nan
+        car, ped = r.get("IoU_car"), r.get("IoU_pedestrian")
+        car, ped = (nan if v is None else v for v in (car, ped))  # None: the class is in neither
+        print(f"{row:<46}{r['mIoU']:>7.2f}{r['IoU']:>7.2f}{car:>7.2f}{ped:>7.2f}{r['train_s'] / 60:>10.1f}"
+              f"{rate:>10.2f}{peaks[row]:>9.0f}")
+
+
 def main() -> None:
     from occ4d.models.tokenizers.recipe import PRESETS
 
@@ -250,11 +310,19 @@ def main() -> None:
     q.add_argument("--train", action="store_true", help="train the presets that have no finished run")
     q.add_argument("--threads", type=int, default=1)
     q.add_argument("--real", default="", help="folder of real Occ3D frames (e.g. ../shared/data)")
+    a = sub.add_parser("ablate", help="one run per lever of LEVERS at the same budget, one row each")
+    a.add_argument("--data", required=True)
+    a.add_argument("--runs", required=True)
+    a.add_argument("--preset", default="tiny-vqvae", choices=list(PRESETS))
+    a.add_argument("--samples", type=int, default=600)
+    a.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.what == "one":
         print(json.dumps(measure(args.preset, args.device, timed=not args.size_only)))
     elif args.what == "speed":
         speed(args)
+    elif args.what == "ablate":
+        ablate(args)
     else:
         quality(args)
 

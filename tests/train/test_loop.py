@@ -38,6 +38,7 @@ def test_run_writes_log_checkpoints_and_evaluates(tiny_dataset, tmp_path):
     assert all({"loss", "ce", "quant", "usage", "perplexity", "grad_norm"} <= set(r) for r in train_rows)
     (final,) = [r for r in log if r["kind"] == "eval"]
     assert final["compression"] == 16.0 and 0 <= final["mIoU"] <= 100 and "mIoU_camera" in final
+    assert {"IoU_car", "IoU_pedestrian", "IoU_truck"} <= set(final)  # the dynamic classes apart
     model, cfg, state = load_model(run)
     assert state["samples"] == 12 and cfg.model.codebook_size == 32
     tensors, _ = load_checkpoint(run)
