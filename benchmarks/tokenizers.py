@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-TINY = ("tiny-vqvae", "tiny-vae", "tiny-vqvae4d", "tiny-512x")
+TINY = ("tiny-vqvae", "tiny-rvq", "tiny-vae", "tiny-vqvae4d", "tiny-512x")
 
 
 def flops_per_clip(name: str) -> float:
@@ -59,8 +59,9 @@ def flops_per_clip(name: str) -> float:
         model.decoder(latent, model._level_sizes(frames), model._size(frames))
     total = float(counter.get_total_flops())
     tokens = frames * x * y / model.compression_ratio(frames)
-    if cfg.bottleneck == "vq":
-        total += 2.0 * tokens * cfg.codebook_size * cfg.latent_dim  # distances to every code
+    if cfg.bottleneck in ("vq", "rvq"):  # distances to every code, of each residual stage
+        depth = cfg.rvq_depth if cfg.bottleneck == "rvq" else 1
+        total += 2.0 * depth * tokens * cfg.codebook_size * cfg.latent_dim
     total += 2.0 * frames * x * y * z * cfg.expansion * cfg.num_classes  # per-voxel class logits
     return total
 

@@ -28,6 +28,7 @@ EXPECTED = {
     "dome-vae": (1, (1, 25, 25), 64.0),
     "occ4d-512x": (32, (4, 25, 25), 512.0),
     "tiny-vqvae": (1, (1, 50, 50), 16.0),
+    "tiny-rvq": (1, (1, 50, 50), 16.0),
     "tiny-vqvae4d": (8, (1, 25, 25), 512.0),
     "tiny-vae": (1, (1, 25, 25), 64.0),
     "tiny-512x": (8, (1, 25, 25), 512.0),
@@ -63,7 +64,8 @@ def test_every_preset_runs_forward_and_backward_at_reduced_size(name):
     logits = model.decode(q.latent, frames)
     assert logits.shape == (2, frames, 32, 32, 16, 18)
     if cfg.bottleneck != "kl":
-        assert q.indices.shape == (2, *model.latent_shape(frames))
+        codes = (cfg.rvq_depth,) if cfg.bottleneck == "rvq" else ()  # a residual VQ's codes per token
+        assert q.indices.shape == (2, *model.latent_shape(frames), *codes)
         torch.testing.assert_close(model.decode_indices(q.indices, frames), logits, atol=1e-4, rtol=1e-4)
 
 
