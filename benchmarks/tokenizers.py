@@ -238,13 +238,16 @@ def quality(args) -> None:
 
 
 # (row, overrides of occ4d train tokenizer): each row adds or swaps one lever against the one it
-# names, at the same sample budget. "bal" = class-balanced CE, "lov" = + Lovász-softmax.
-_BAL_LOV = ["--model.class-balanced", "True", "--model.lovasz-weight", "1.0"]
+# names, at the same sample budget. Every row states every lever, so the rows do not move when a
+# preset's defaults do: the first row is the earlier recipe (plain CE, lr 2e-3, uniform crops).
+_PLAIN = ["--model.class-balanced", "False", "--model.lovasz-weight", "0", "--model.crop-focus", "0",
+          "--optim.lr", "2e-3", "--model.bottleneck", "vq"]
+_BAL_LOV = [*_PLAIN, "--model.class-balanced", "True", "--model.lovasz-weight", "1.0"]
 _BEST = [*_BAL_LOV, "--optim.lr", "4e-3", "--model.crop-focus", "0.5"]
 LEVERS: list[tuple[str, list[str]]] = [
-    ("preset as shipped (CE)", []),
-    ("CE + Lovász", ["--model.lovasz-weight", "1.0"]),
-    ("class-balanced CE", ["--model.class-balanced", "True"]),
+    ("plain CE (the earlier recipe)", _PLAIN),
+    ("CE + Lovász", [*_PLAIN, "--model.lovasz-weight", "1.0"]),
+    ("class-balanced CE", [*_PLAIN, "--model.class-balanced", "True"]),
     ("class-balanced CE + Lovász (bal+lov)", _BAL_LOV),
     ("bal+lov, lr 4e-3", [*_BAL_LOV, "--optim.lr", "4e-3"]),
     ("bal+lov, lr 4e-3, object-centred crops 0.5", _BEST),
