@@ -30,6 +30,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     # three trained runs, each with its final checkpoint
     for run in ("tiny-vae", "tiny-forecaster-warp", "tiny-generator"):
         assert list((tmp_path / "runs" / run).glob("ckpt-*.safetensors")), run
+    # the tokenizer's figure says what it rests on
+    note = next(line for line in text.splitlines() if "tokenizer reconstruction:" in line)
+    assert "validation frame(s) after" in note and "indicative only" in note and "fewer than 20" in note
     # baselines and the trained forecaster: protocol tables of real numbers in range
     rows = [line.split() for line in text.splitlines() if line.startswith(("mIoU", "IoU"))]
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
@@ -68,3 +71,16 @@ def test_demo_without_training_runs_the_baselines_only(tmp_path, capsys):
 def test_demo_refuses_too_few_frames(tmp_path):
     with pytest.raises(SystemExit, match="at least 10"):
         main(["demo", "--out", str(tmp_path), "--frames", "5"])
+
+
+def test_reconstruction_note_names_frames_and_budget(tmp_path):
+    from occ4d.demo.models import reconstruction_note
+    from occ4d.train.logger import RunLogger
+
+    log = RunLogger(tmp_path)
+    log.log("eval", 60, 240, {"mIoU": 0.82, "IoU": 16.68, "frames": 4})
+    note = reconstruction_note(tmp_path, 0.15)
+    assert "0.82 mIoU / 16.68 IoU on 4 validation frame(s) after 240 training samples" in note
+    assert "fewer than 20 frames scored" in note and "a fraction of the preset's training" in note
+    log.log("eval", 400, 1600, {"mIoU": 61.85, "IoU": 78.09, "frames": 80})
+    assert "indicative" not in reconstruction_note(tmp_path, 1.0)  # the full figure stands alone

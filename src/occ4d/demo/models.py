@@ -60,7 +60,30 @@ def train_models(world: Path, runs: Path, budget: float, threads: int = 0) -> di
         if model == "worldmodel":
             overrides = {**overrides, "tokenizer": str(done["tiny-vae"])}
         done[preset] = train_tiny(model, preset, world, runs / preset, budget, threads=threads, **overrides)
+        if model == "tokenizer":
+            print("  " + reconstruction_note(done[preset], budget))
     return done
+
+
+def reconstruction_note(run: Path, budget: float, min_frames: int = 20) -> str:
+    """The tokenizer's last validation figure, with what it rests on: how many frames were scored
+    and what share of the preset's samples were trained, and a warning when either is small."""
+    from occ4d.train.logger import read_log
+
+    evals = [r for r in read_log(run) if r["kind"] == "eval"]
+    if not evals:
+        return "tokenizer: no validation figure was logged"
+    r = evals[-1]
+    text = (f"tokenizer reconstruction: {r['mIoU']:.2f} mIoU / {r['IoU']:.2f} IoU on {int(r['frames'])} "
+            f"validation frame(s) after {r['samples']} training samples ({budget:g} x the preset's budget)")
+    caveats = []
+    if r["frames"] < min_frames:
+        caveats.append(f"fewer than {min_frames} frames scored")
+    if budget < 1:
+        caveats.append("a fraction of the preset's training")
+    if caveats:
+        text += f"; indicative only ({', '.join(caveats)}): `occ4d eval tokenizer --ckpt {run}` scores it fully"
+    return text
 
 
 def forecast_row(run: Path, windows, *, past: int, future: int, steps: int):
