@@ -238,6 +238,10 @@ VOCABS: dict[str, Vocabulary] = {
     v.name: v for v in (OCC3D_VOCAB, OPENOCC_VOCAB, SURROUNDOCC_VOCAB, OPENOCCUPANCY_VOCAB, WAYMO_VOCAB)
 }
 
+# The object ("thing") classes, others .. truck: what a uniform crop of a driving scene mostly
+# misses (the tokenizers centre some training crops on them).
+OCC3D_THINGS = tuple(c for c in Occ3D if c < Occ3D.DRIVEABLE_SURFACE)
+
 # Dynamic classes of mIoU_D (PROTOCOLS §3.3): bicycle, bus, car, construction vehicle,
 # motorcycle, pedestrian, trailer, truck.
 OCC3D_DYNAMIC = (
