@@ -239,6 +239,23 @@ def test_focused_crops_hold_an_object_and_stay_on_the_lattice():
     assert uniform < 10  # a uniform 16x16 window of 64x64 mostly misses the single voxel
     with pytest.raises(ValueError):
         TokenizerConfig(crop_focus=1.5)
+    with pytest.raises(ValueError):
+        TokenizerConfig(crop_focus_by="pixel")  # type: ignore[arg-type]
+
+
+def test_class_focused_crops_find_the_rare_class_as_often_as_the_common_one():
+    occ = torch.full((1, 1, 96, 96, 2), int(Occ3D.FREE))
+    occ[0, 0, 60:90, 60:90, 0] = int(Occ3D.CAR)  # 900 car columns
+    occ[0, 0, 10, 10, 0] = int(Occ3D.TRAFFIC_CONE)  # one cone column, far from the car
+    objects = torch.tensor([int(Occ3D.CAR), int(Occ3D.TRAFFIC_CONE)])
+
+    def cone_share(by_class: bool) -> float:
+        torch.manual_seed(0)
+        crops = [random_crop(occ, 16, 4, focus=1.0, classes=objects, by_class=by_class) for _ in range(200)]
+        return sum(bool((c == int(Occ3D.TRAFFIC_CONE)).any()) for c in crops) / len(crops)
+
+    assert cone_share(by_class=False) < 0.05  # uniform over object voxels: nearly always the car
+    assert 0.35 < cone_share(by_class=True) < 0.65  # each present class half the time
 
 
 def test_residual_vq_refines_with_depth_and_round_trips_its_ids():

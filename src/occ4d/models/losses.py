@@ -14,13 +14,13 @@ from __future__ import annotations
 import torch
 
 
-def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
+def _lovasz_grad(gt_sorted: torch.Tensor, gts: torch.Tensor) -> torch.Tensor:
     """Gradient of the Lovász extension of the Jaccard loss at errors sorted in decreasing order.
 
     ``gt_sorted`` (K, N) float 0/1 ground truth of K classes, each row in its own error order
-    (Berman et al., Alg. 1, one row per class).
+    (Berman et al., Alg. 1, one row per class); ``gts`` (K, 1) each class's voxel count, which
+    may include voxels left out of ``gt_sorted`` at the end of the order.
     """
-    gts = gt_sorted.sum(1, keepdim=True)
     intersection = gts - gt_sorted.cumsum(1)
     union = gts + (1.0 - gt_sorted).cumsum(1)
     jaccard = 1.0 - intersection / union
@@ -28,13 +28,19 @@ def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
 
 
 def lovasz_softmax(probs: torch.Tensor, target: torch.Tensor, classes: str = "present",
-                   ignore: int | None = None) -> torch.Tensor:
+                   ignore: int | None = None, skip_below: float = 0.0) -> torch.Tensor:
     """Mean over classes of the Lovász hinge of 1 - IoU.
 
     probs (N, C) softmax probabilities, target (N,) int class ids; ``classes="present"`` averages
     over the classes in ``target`` (classes absent from the target add nothing, as in the paper's
     default), ``"all"`` over every class. ``ignore`` drops voxels with that target id. All classes
     are sorted in one batched call.
+
+    ``skip_below`` > 0 leaves out of the sort the voxels whose error is at most that for every
+    class (a trained decoder gets most free space right to 1e-3). They sit at the end of every
+    class's order, and each class's voxel count still includes them, so the loss moves by at
+    most ``skip_below`` and the gradients of the voxels above it are unchanged; the sort, which
+    dominates the cost, shrinks to the voxels still wrong.
     """
     if probs.ndim != 2 or target.shape != probs.shape[:1]:
         raise ValueError(f"expected probs (N, C) and target (N,), got {tuple(probs.shape)} and "
@@ -52,6 +58,10 @@ def lovasz_softmax(probs: torch.Tensor, target: torch.Tensor, classes: str = "pr
         ids = ids[torch.bincount(target, minlength=num_classes) > 0]
     fg = (target[None, :] == ids[:, None]).to(probs.dtype)  # (K, N)
     errors = (fg - probs[:, ids].t()).abs()  # (K, N)
+    gts = fg.sum(1, keepdim=True)
+    if skip_below > 0:
+        wrong = errors.detach().amax(0) > skip_below  # (N,)
+        fg, errors = fg[:, wrong], errors[:, wrong]
     errors_sorted, order = torch.sort(errors, dim=1, descending=True)
-    grad = _lovasz_grad(torch.gather(fg, 1, order))
+    grad = _lovasz_grad(torch.gather(fg, 1, order), gts)
     return (errors_sorted * grad).sum(1).mean()

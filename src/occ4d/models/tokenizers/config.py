@@ -47,9 +47,13 @@ class TokenizerConfig:
     class_balanced: bool = False
     lovasz_weight: float = 0.0  # weight of the Lovász-softmax term beside cross-entropy (OccWorld, DOME)
     lovasz_voxels: int = 131_072  # Lovász on a uniform sample of this many voxels (its sort dominates)
+    lovasz_skip: float = 0.0  # leave out of Lovász's sort the voxels right to within this (losses.py)
     quant_weight: float = 1.0
     train_crop: int = 0  # train on random train_crop x train_crop windows (0: whole grid)
     crop_focus: float = 0.0  # share of crops centred on an object voxel (classes before the ground)
+    # how a focused crop picks its object: "voxel" (uniform over object voxels, so mostly cars)
+    # or "class" (first a class present in the clip, uniformly, then one of its voxels)
+    crop_focus_by: Literal["voxel", "class"] = "voxel"
 
     def __post_init__(self) -> None:
         levels = len(self.channel_mult)
@@ -74,8 +78,12 @@ class TokenizerConfig:
         if self.train_crop and (attention or self.train_crop % self.spatial_stride):
             raise ValueError("train_crop needs a purely convolutional model (no attention) and a crop "
                              f"that is a multiple of the spatial stride {self.spatial_stride}")
+        if not 0.0 <= self.lovasz_skip < 1.0:
+            raise ValueError(f"lovasz_skip is an error level in [0, 1), got {self.lovasz_skip}")
         if not 0.0 <= self.crop_focus <= 1.0:
             raise ValueError(f"crop_focus is a probability in [0, 1], got {self.crop_focus}")
+        if self.crop_focus_by not in ("voxel", "class"):
+            raise ValueError(f"crop_focus_by must be 'voxel' or 'class', got {self.crop_focus_by!r}")
         if self.bottleneck == "rvq" and self.rvq_depth < 1:
             raise ValueError(f"rvq_depth must be >= 1, got {self.rvq_depth}")
         if self.bottleneck in ("vq", "rvq") and self.codebook_size < 2:

@@ -157,13 +157,15 @@ def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tens
 
 
 def random_crop(occ: torch.Tensor, size: int, multiple: int, focus: float = 0.0,
-                classes: torch.Tensor | None = None) -> torch.Tensor:
+                classes: torch.Tensor | None = None, by_class: bool = False) -> torch.Tensor:
     """A random ``size`` x ``size`` window of (B, T, X, Y, Z), its corner on a ``multiple`` grid.
 
     Aligning the corner to the total downsampling keeps crops on the token lattice. With
     ``focus`` > 0 each clip gets its own window, and with probability ``focus`` that window is
     centred (up to the lattice) on a random voxel of ``classes`` (the objects, which a uniform
-    window of a driving scene mostly misses). Uses torch's generator, which the training loop
+    window of a driving scene mostly misses). With ``by_class`` the centre is drawn in two steps,
+    a class of ``classes`` present in the clip and then one of its voxels, so a traffic cone is
+    as likely a centre as a car. Uses torch's generator, which the training loop
     reseeds from (seed, rank, step).
     """
     x, y = occ.shape[2:4]
@@ -178,7 +180,12 @@ def random_crop(occ: torch.Tensor, size: int, multiple: int, focus: float = 0.0,
         cx = int(torch.randint(0, (x - size) // multiple + 1, ())) * multiple
         cy = int(torch.randint(0, (y - size) // multiple + 1, ())) * multiple
         if classes is not None and float(torch.rand(())) < focus:
-            hits = torch.isin(clip, classes.to(clip.device)).any(-1).any(0).nonzero()  # (N, 2) columns
+            pool = classes.to(clip.device)
+            if by_class:
+                present = pool[torch.isin(pool, clip.unique())]
+                if len(present):
+                    pool = present[int(torch.randint(0, len(present), ()))].reshape(1)
+            hits = torch.isin(clip, pool).any(-1).any(0).nonzero()  # (N, 2) columns
             if len(hits):
                 px, py = hits[int(torch.randint(0, len(hits), ()))].tolist()
                 cx = min(max(px - size // 2, 0), x - size) // multiple * multiple
@@ -196,7 +203,8 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
     """
     if cfg.train_crop:
         objects = torch.tensor([int(c) for c in OCC3D_THINGS])
-        occ = random_crop(occ, cfg.train_crop, cfg.spatial_stride, cfg.crop_focus, objects)
+        occ = random_crop(occ, cfg.train_crop, cfg.spatial_stride, cfg.crop_focus, objects,
+                          by_class=cfg.crop_focus_by == "class")
     out = model(occ)
     target = occ.long().reshape(-1)
     weight = balanced_class_weights(target, cfg.num_classes) if cfg.class_balanced else None
@@ -210,7 +218,7 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
         pick = slice(None)
         if 0 < cfg.lovasz_voxels < target.numel():
             pick = torch.randint(0, target.numel(), (cfg.lovasz_voxels,), device=target.device)
-        lov = lovasz_softmax(logits[pick].softmax(-1), target[pick])
+        lov = lovasz_softmax(logits[pick].softmax(-1), target[pick], skip_below=cfg.lovasz_skip)
         loss = loss + cfg.lovasz_weight * lov
         stats["lovasz"] = float(lov.detach())
     return loss, stats
