@@ -28,7 +28,8 @@ from occ4d.io.occ3d import LABEL_KEYS
 
 SYNTH = ("--scenes", "2", "--frames", "4", "--seed", "0")
 TEMP = re.compile(r"^\..+\.tmp$")  # occ4d.io.atomic's temporary files
-TIMING = ("time", "samples_per_s", "frames_per_s")  # wall-clock figures, the only ones that may differ
+# machine figures (wall clock, memory), the only ones that may differ
+TIMING = ("time", "samples_per_s", "frames_per_s", "peak_rss_MiB")
 # The tiny tokenizer run of tests/train/_train_tiny.py with a checkpoint every step and an
 # evaluation every 2 steps, so kills can land in a checkpoint write and in an evaluation.
 TRAIN = (

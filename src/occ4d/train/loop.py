@@ -204,7 +204,8 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
             mean = {k: sum(s[k] for s in window) / len(window) for k in window[0]}
             mean = dist.mean_over_processes(mean, device)
             elapsed = time.perf_counter() - t0
-            mean.update(lr=lr, samples_per_s=len(window) * per_step / max(elapsed, 1e-9))
+            mean.update(lr=lr, samples_per_s=len(window) * per_step / max(elapsed, 1e-9),
+                        peak_rss_MiB=_peak_rss_mib())
             if logger is not None:
                 logger.log("train", step, samples, mean)
             window, t0 = [], time.perf_counter()
@@ -232,3 +233,10 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
         logger.close()
     dist.shutdown()
     return run_dir
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
