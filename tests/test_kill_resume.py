@@ -84,7 +84,11 @@ def assert_whole_world(root: Path) -> None:
     for name, path in files(root).items():
         if TEMP.match(path.name):
             continue
-        if path.suffix == ".npz":
+        if path.suffix == ".npz" and name.startswith("openocc_v2/"):
+            with np.load(path, allow_pickle=False) as z:
+                assert z["semantics"].shape == (200, 200, 16), name
+                assert z["flow"].shape == (200, 200, 16, 2), name
+        elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 assert set(LABEL_KEYS) <= set(z.files), name
                 for k in LABEL_KEYS:

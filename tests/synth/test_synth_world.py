@@ -125,7 +125,7 @@ def test_same_seed_same_bytes_for_any_worker_count(world, tmp_path):
         ]
     )
     a, b = files(tmp_path / "a"), files(tmp_path / "b")
-    assert a == b and len(a) == 2 * 3 + 3
+    assert a == b and len(a) == 2 * 3 * 2 + 5  # gts/ and openocc_v2/ labels, 4 info files, world.json
     # A scene's labels depend only on (seed, scene): the same as in the 7-scene world.
     first = sorted(k for k in a if k.startswith("gts/scene-0000"))
     assert [(root / k).read_bytes() for k in first] == [a[k] for k in first]

@@ -18,7 +18,10 @@ def synth(
     """Synthesize scenes of 2 Hz keyframes with lidar and camera masks, Occ3D-nuScenes layout.
 
     Writes DIR/gts/<scene>/<token>/labels.npz, DIR/occ4d_infos_temporal_{train,val}.pkl and
-    DIR/world.json; the same seed gives the same bytes for any number of workers.
+    DIR/world.json, and the same keyframes with occupancy flow in the OpenOcc v2 layout:
+    DIR/openocc_v2/<scene>/<token>/labels.npz (semantics in OpenOcc ids, flow (vx, vy) m/s of each
+    road user in the ego frame, 0 elsewhere) listed by DIR/occ4d_infos_{train,val}_occ.pkl. The
+    same seed gives the same bytes for any number of workers.
 
     Args:
         out: output folder (DIR).

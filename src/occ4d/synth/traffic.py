@@ -302,3 +302,20 @@ class Simulation:
             x, y, yaw = ag.route.path.pose(self.s[i])
             out[i] = float(x), float(y), float(yaw), self.v[i]
         return out
+
+    def velocities(self) -> np.ndarray:
+        """(N, 2): every agent's velocity now, m/s in the world frame.
+
+        Its speed times d(x, y)/ds of its path at its arc length: the exact time derivative of
+        the position :meth:`poses` reports (``Path.pose`` interpolates linearly between samples,
+        so d(x, y)/ds is the current segment over STEP). An agent held at the end of its route
+        (or towed by one) does not move, whatever its speed: 0.
+        """
+        end = STEP * (self.count - 1)
+        f = np.clip(self.s, 0.0, end) / STEP
+        a = self.start + np.minimum(f.astype(np.int64), self.count - 2)
+        tangent = (self.pxy[a + 1] - self.pxy[a]) / STEP
+        held = self.s >= end - self.length  # step() never moves a driven agent past this
+        towed = self.tow >= 0
+        held[towed] = held[self.tow[towed]]
+        return np.where(held, 0.0, self.v)[:, None] * tangent

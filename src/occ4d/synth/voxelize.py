@@ -27,18 +27,18 @@ def _layer_hi(z: float, nz: int) -> int:
 
 
 @numba.njit(cache=True)
-def fill_boxes(grid, ox: float, oy: float, res: float, boxes, mark_centre: bool) -> None:
-    """Write boxes (P, 8) = cx, cy, yaw, length, width, z0, z1, cls into ``grid`` (X, Y, Z).
+def paint_boxes(grid, ox: float, oy: float, res: float, boxes, values, mark_centre: bool) -> None:
+    """Write ``values[b]`` on the voxels of box b of ``boxes`` (P, 8), later boxes over earlier ones.
 
-    Columns whose centre lies in the rotated rectangle get the box's class on every layer whose
-    centre lies in [z0, z1]. With ``mark_centre`` the column under the box centre is always
-    filled, so objects thinner than a column (a cyclist seen edge-on) never vanish.
+    The voxels are those :func:`fill_boxes` gives the box's class (it is this with the boxes'
+    classes as values; their class column is not read here), so a grid of box indices painted
+    here marks exactly where each box's class went (the flow raster, occ4d.synth.sensing).
     """
     nx, ny, nz = grid.shape
     for b in range(boxes.shape[0]):
         cx, cy, yaw, hl, hw = boxes[b, 0], boxes[b, 1], boxes[b, 2], boxes[b, 3] / 2, boxes[b, 4] / 2
         k0, k1 = _layer_lo(boxes[b, 5]), _layer_hi(boxes[b, 6], nz)
-        cls = np.uint8(boxes[b, 7])
+        val = values[b]
         if k1 <= k0:
             continue
         c, s = np.cos(yaw), np.sin(yaw)
@@ -56,13 +56,27 @@ def fill_boxes(grid, ox: float, oy: float, res: float, boxes, mark_centre: bool)
                 ly = -s * px + c * py
                 if abs(lx) <= hl and abs(ly) <= hw:
                     for k in range(k0, k1):
-                        grid[i, j, k] = cls
+                        grid[i, j, k] = val
         if mark_centre:
             i = int(np.floor((cx - ox) / res))
             j = int(np.floor((cy - oy) / res))
             if 0 <= i < nx and 0 <= j < ny:
                 for k in range(k0, k1):
-                    grid[i, j, k] = cls
+                    grid[i, j, k] = val
+
+
+@numba.njit(cache=True)
+def fill_boxes(grid, ox: float, oy: float, res: float, boxes, mark_centre: bool) -> None:
+    """Write boxes (P, 8) = cx, cy, yaw, length, width, z0, z1, cls into ``grid`` (X, Y, Z).
+
+    Columns whose centre lies in the rotated rectangle get the box's class on every layer whose
+    centre lies in [z0, z1]. With ``mark_centre`` the column under the box centre is always
+    filled, so objects thinner than a column (a cyclist seen edge-on) never vanish.
+    """
+    cls = np.empty(boxes.shape[0], np.uint8)
+    for b in range(boxes.shape[0]):
+        cls[b] = np.uint8(boxes[b, 7])
+    paint_boxes(grid, ox, oy, res, boxes, cls, mark_centre)
 
 
 @numba.njit(cache=True)

@@ -1,4 +1,5 @@
-"""The synthetic 4D driving world: ``generate()`` draws scenes and writes them as Occ3D-nuScenes.
+"""The synthetic 4D driving world: ``generate()`` draws scenes and writes them as Occ3D-nuScenes,
+and with occupancy flow as OpenOcc v2 beside it (occ4d.synth.writer).
 
 Each scene is its own town, seeded from (seed, scene index) alone, so the output does not
 depend on how many workers run or in which order: the same seed gives the same bytes. One scene:
@@ -25,7 +26,7 @@ from occ4d.synth.agents import spawn_traffic
 from occ4d.synth.ego import BEHAVIOURS, plan_ego
 from occ4d.synth.paths import STEP
 from occ4d.synth.scenery import build_world
-from occ4d.synth.sensing import semantics, sensors
+from occ4d.synth.sensing import flow, semantics, sensors
 from occ4d.synth.shapes import boxes
 from occ4d.synth.town import TownConfig, build_town
 from occ4d.synth.traffic import DT, Simulation
@@ -51,7 +52,9 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0, render=None):
     """Yield (frame index, Frame, ego speed) for every keyframe of scene ``index``; the last item
-    is the behaviour name. Everything random comes from ``scene_rng(seed, index)``.
+    is the behaviour name. Everything random comes from ``scene_rng(seed, index)``. The Frame is
+    in Occ3D ids with both masks and its occupancy flow (every road user's velocity on its voxels,
+    occ4d.synth.sensing.flow); the Occ3D writer leaves the flow out, the OpenOcc v2 one keeps it.
 
     ``render(f, world, (x, y, yaw), [(agent id, world boxes (P, 8)), ...])``, when given, is
     called for every keyframe before it is yielded (the camera renderer, occ4d.synth.cameras)."""
@@ -78,23 +81,28 @@ def simulate_scene(seed: int, index: int, frames: int, density: float = 1.0, ren
         if f:
             sim.advance(STEPS_PER_KEYFRAME)
         state = sim.poses()
+        velocity = sim.velocities()
         ex, ey, eyaw, ev = state[0]
-        bxs, ids = [], []
+        bxs, ids, vel = [], [], []
         for i in range(1, len(state)):
             x, y, yaw, _ = state[i]
             if (x - ex) ** 2 + (y - ey) ** 2 > 70.0**2:
                 continue
             bxs.append(boxes(sim.agents[i].kind, x, y, yaw, heights[i]))
             ids.append(i)
+            vel.append(np.repeat(velocity[i : i + 1], len(bxs[-1]), axis=0))  # every part moves with it
         if render is not None:
             render(f, world, (ex, ey, eyaw), list(zip(ids, bxs, strict=True)))
-        sem = semantics(world, (ex, ey, eyaw), np.concatenate(bxs) if bxs else np.zeros((0, 8)))
+        all_boxes = np.concatenate(bxs) if bxs else np.zeros((0, 8))
+        all_velocities = np.concatenate(vel) if vel else np.zeros((0, 2))
+        sem = semantics(world, (ex, ey, eyaw), all_boxes)
         lidar, camera = rig.masks(sem != OCC3D_VOCAB.free)
         tok = writer.token(seed, index, f)
         frame = Frame(
             semantics=sem,
             mask_camera=camera,
             mask_lidar=lidar,
+            flow=flow((ex, ey, eyaw), all_boxes, all_velocities),
             ego2global=yaw_pose(ex, ey, eyaw),
             timestamp=writer.timestamp(index, f),
             scene=writer.scene_name(index),
@@ -127,6 +135,7 @@ def _run_scene(job: tuple) -> SceneResult:
             continue
         f, frame, speed = item
         writer.write_labels(Path(root), frame, index)
+        writer.write_openocc(Path(root), frame, index)
         counts += np.bincount(frame.semantics.ravel(), minlength=OCC3D_VOCAB.num_classes)
         lidar += int(frame.mask_lidar.sum())
         camera += int(frame.mask_camera.sum())
@@ -209,9 +218,9 @@ def generate(
 
     results.sort(key=lambda r: r.index)
     for split in ("train", "val"):
-        writer.write_infos(
-            root, split, [info for r in results if splits[r.index] == split for info in r.infos]
-        )
+        infos = [info for r in results if splits[r.index] == split for info in r.infos]
+        writer.write_infos(root, split, infos)
+        writer.write_openocc_infos(root, split, infos)
     counts = np.sum([r.class_counts for r in results], axis=0)
     voxels = int(counts.sum())
     record = {

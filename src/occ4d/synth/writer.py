@@ -1,9 +1,18 @@
-"""Writing a synthetic world in the Occ3D-nuScenes layout: labels, devkit info files, world.json.
+"""Writing a synthetic world in the Occ3D-nuScenes layout: labels, devkit info files, world.json;
+and the same keyframes with occupancy flow in the OpenOcc v2 layout.
 
 ``DIR/gts/<scene_name>/<token>/labels.npz`` per keyframe (PROTOCOLS §2.1), and
 ``DIR/occ4d_infos_temporal_{train,val}.pkl`` in the devkit converter's layout (§2.2) with the
 extras ``scene_name``, ``behaviour`` and ``split``. Tokens are hex digests of (seed, scene,
 frame), so the same seed always names the same files.
+
+OpenOcc v2 (§2.4): ``DIR/openocc_v2/<scene_name>/<token>/labels.npz`` with ``semantics`` in
+OpenOcc ids (through the one mapping table; Occ3D "others", which OpenOcc lacks, becomes free)
+and ``flow`` (vx, vy) m/s in the keyframe's ego frame, and ``DIR/occ4d_infos_{train,val}_occ.pkl``
+named like OpenOcc's ``nuscenes_infos_{split}_occ.pkl``: the same infos with ``occ_path`` the
+keyframe's ``openocc_v2/<scene>/<token>`` folder. That name is not an ``*_infos_temporal_*``
+file, so a reader given DIR still finds the Occ3D infos only; give it the ``_occ.pkl`` for the
+OpenOcc frames.
 """
 
 from __future__ import annotations
@@ -16,12 +25,15 @@ import numpy as np
 from occ4d.core.frame import Frame
 from occ4d.core.pose import matrix_to_quat
 from occ4d.io.atomic import write_json
-from occ4d.io.infos import devkit_info, save_devkit_infos
+from occ4d.io.convert import convert_frame
+from occ4d.io.infos import devkit_info, save_devkit_infos, save_pkl
 from occ4d.io.occ3d import save_labels
+from occ4d.io.openocc import save_openocc
 from occ4d.synth.rig import camera_rig, cams_info, lidar2ego
 
 VERSION = "occ4d-synth-v1"
 INFO_NAME = "occ4d_infos_temporal_{split}.pkl"
+OPENOCC_INFO_NAME = "occ4d_infos_{split}_occ.pkl"
 BASE_TIMESTAMP = 1_700_000_000_000_000  # µs; scenes are an hour apart, keyframes 0.5 s apart
 KEYFRAME_US = 500_000
 
@@ -44,8 +56,21 @@ def label_path(scene: int, tok: str) -> str:
     return f"gts/{scene_name(scene)}/{tok}/labels.npz"
 
 
+def openocc_folder(scene: int, tok: str) -> str:
+    """Folder of a keyframe's OpenOcc v2 labels relative to the dataset root (``occ_path``)."""
+    return f"openocc_v2/{scene_name(scene)}/{tok}"
+
+
 def write_labels(root: Path, frame: Frame, scene: int) -> None:
     save_labels(root / label_path(scene, frame.token), frame)
+
+
+def write_openocc(root: Path, frame: Frame, scene: int) -> None:
+    """The keyframe's OpenOcc v2 labels: semantics relabelled to OpenOcc ids, and its flow."""
+    if frame.flow is None:
+        raise ValueError(f"keyframe {frame.token} has no flow to write in the OpenOcc v2 layout")
+    openocc, _ = convert_frame(frame, "openocc")  # same grid: an exact relabel, flow kept
+    save_openocc(root / openocc_folder(scene, frame.token) / "labels.npz", openocc)
 
 
 def can_bus(ego2global: np.ndarray, speed: float, accel: float, yaw_rate: float) -> np.ndarray:
@@ -100,6 +125,25 @@ def scene_infos(
 def write_infos(root: Path, split: str, infos: list[dict]) -> Path:
     path = root / INFO_NAME.format(split=split)
     save_devkit_infos(path, infos, VERSION)
+    return path
+
+
+def openocc_infos(infos: list[dict]) -> list[dict]:
+    """The devkit infos pointing at the OpenOcc v2 labels: ``occ_path`` (a folder, the loader
+    appends labels.npz, PROTOCOLS §2.2) instead of ``occ_gt_path``; every other key kept."""
+    out = []
+    for info in infos:
+        entry = {k: v for k, v in info.items() if k != "occ_gt_path"}
+        entry["occ_path"] = f"openocc_v2/{info['scene_name']}/{info['token']}"
+        out.append(entry)
+    return out
+
+
+def write_openocc_infos(root: Path, split: str, infos: list[dict]) -> Path:
+    """``openocc_infos(infos)`` as ``{"infos": [...], "metadata": {"version"}}``, the devkit file's
+    layout (``save_devkit_infos`` itself insists on ``occ_gt_path``, which these lack)."""
+    path = root / OPENOCC_INFO_NAME.format(split=split)
+    save_pkl(path, {"infos": openocc_infos(infos), "metadata": {"version": VERSION}})
     return path
 
 
