@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from occ4d.commands.eval import evaluate
 from occ4d.core.grid import OCC3D
 from occ4d.core.vocab import IGNORE, OCC3D_VOCAB, OPENOCC_VOCAB, Occ3D, OpenOcc, convert_labels
 from occ4d.data.index import load_frame, load_index
 from occ4d.io.occ3d import load_labels
+from occ4d.io.openocc import load_openocc, save_openocc
 from occ4d.synth import generate, simulate_scene, writer
 from occ4d.synth.agents import spawn_traffic
 from occ4d.synth.ego import plan_ego
@@ -207,3 +209,19 @@ def test_agent_flow_matches_its_displacement_between_keyframes(world):
     assert len(errors) > 50
     assert errors.max() <= bound, (errors.max(), bound)
     assert np.median(errors) < 0.02  # mostly constant acceleration: the trapezoid is then exact
+
+
+def test_eval_flow_scores_the_written_tree_against_itself(world, tmp_path):
+    # --gt / --pred the world's root: the flow evaluation finds the openocc_v2/ tree beside gts/.
+    report = evaluate("flow", pred=world, gt=world, split="val")
+    res = report["results"]
+    assert res["samples"] == FRAMES and res["RayIoU"] == 1.0
+    assert res["mAVE"] == 0.0 and res["OccScore"] == 1.0
+    assert any("openocc_v2" in n for n in report["notes"])
+    # The OpenOcc info file names the same tree directly; half the flow is no longer perfect.
+    for rec in load_index(world / "occ4d_infos_val_occ.pkl"):
+        frame = load_openocc(rec.path)
+        frame.flow = frame.flow * 0.5
+        save_openocc(tmp_path / "pred" / "openocc_v2" / rec.scene / rec.token / "labels.npz", frame)
+    half = evaluate("flow", pred=tmp_path / "pred", gt=world / "occ4d_infos_val_occ.pkl")["results"]
+    assert half["RayIoU"] == 1.0 and half["mAVE"] > 0.1 and half["OccScore"] < 1.0

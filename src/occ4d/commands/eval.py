@@ -14,7 +14,10 @@ its per-class table):
 
 Predictions are read from the official submission layouts: ``<pred>/<token>.npz`` with key
 ``arr_0`` (CVPR 2023) or ``pred`` (SparseOcc), or an Occ3D-style tree
-``<pred>/[gts/]<scene>/<token>/labels.npz`` (key ``semantics``; ``flow`` for the flow kind).
+``<pred>/[gts/]<scene>/<token>/labels.npz`` (key ``semantics``; ``flow`` for the flow kind,
+which looks in an OpenOcc v2 tree ``<pred>/openocc_v2/...`` first). Given a data root whose info
+lists Occ3D labels, the flow kind scores the OpenOcc v2 labels beside them (``occ4d synth`` writes
+both), so ``occ4d eval flow --gt WORLD --pred WORLD`` scores a world against itself.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ def evaluate(
 
     Args:
         kind: occ (voxel mIoU), ray (RayIoU), flow (RayIoU + mAVE + Occ Score), forecast (OccWorld).
-        pred: predictions: <token>.npz (key arr_0 or pred) or [gts/]<scene>/<token>/labels.npz;
-            for forecast, a folder of forecast clip files.
+        pred: predictions: <token>.npz (key arr_0 or pred) or [gts/]<scene>/<token>/labels.npz
+            (flow: openocc_v2/<scene>/<token>/labels.npz first); for forecast, a folder of
+            forecast clip files.
         gt: ground truth: a data root with an info file, an info .pkl, or a folder of gts; for
             forecast, a folder of ground-truth clip files with the same names.
         mask: occ only: camera (official, the default), lidar, none, or camera_lidar (a paper

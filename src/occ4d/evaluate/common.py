@@ -77,7 +77,7 @@ def pairs(args: EvalArgs, records, shape, free: int, with_flow: bool = False):
     from occ4d.core.errors import DataError
     from occ4d.io.predictions import index_predictions, read_prediction
 
-    preds = index_predictions(args.pred)
+    preds = index_predictions(args.pred, flow=with_flow)
     missing = [r.token for r in records if r.token not in preds]
     if missing and not args.allow_missing:
         shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")

@@ -4,13 +4,24 @@ mAVE and the Occ Score, of a prediction folder against ground-truth frames.
 Ray origins come from each scene's poses in time order (:func:`occ4d.metrics.origins_by_token`),
 so the ground truth must be an info file with ego2global and lidar2ego, not a bare folder of
 labels. Rows are (class, RayIoU@1/2/4 m in percent[, AVE in m/s]).
+
+The flow evaluation needs OpenOcc v2 labels (PROTOCOLS §2.4). Given a data root whose info file
+lists Occ3D labels (``<root>/gts/<scene>/<token>/labels.npz``) it scores the OpenOcc v2 labels
+of the same keyframes beside them (``<root>/openocc_v2/<scene>/<token>/labels.npz``), as a
+nuScenes root with both trees or an ``occ4d synth`` world holds them, and says so in the notes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from occ4d.evaluate.common import EvalArgs, as_tensor, fmt, gt_records, pairs
+
+if TYPE_CHECKING:
+    from occ4d.data.index import FrameRecord
 
 
 def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
@@ -26,6 +37,10 @@ def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
         raise DataError(args.gt, "RayIoU needs each frame's ego2global and lidar2ego: give an info file, "
                                  "not a bare folder of labels")
     first = load_frame(records[0])
+    if flow and first.flow is None and (twins := openocc_twins(records)) is not None:
+        records, first = twins, load_frame(twins[0])
+        args.notes.append("flow ground truth: the OpenOcc v2 labels beside the info's Occ3D ones "
+                          "(openocc_v2/<scene>/<token>/labels.npz)")
     vocab, grid = first.vocab, first.grid
     if flow and first.flow is None:  # before any prediction is read: the ground truth is the problem
         raise DataError(records[0].path, f"{records[0].fmt} ground truth has no flow; the flow evaluation "
@@ -67,3 +82,20 @@ def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
 
 def eval_flow(args: EvalArgs) -> tuple[dict, list[list]]:
     return eval_ray(args, flow=True)
+
+
+def openocc_twins(records: list[FrameRecord]) -> list[FrameRecord] | None:
+    """The records moved onto the OpenOcc v2 labels of the same keyframes: ``<root>/gts/<scene>/
+    <token>/labels.npz`` (or ``occ3d/``) becomes ``<root>/openocc_v2/<scene>/<token>/labels.npz``,
+    poses and timestamps kept. None unless every record is Occ3D in that layout and every twin
+    exists, so a partial tree is never mixed with another format."""
+    twins = []
+    for r in records:
+        parts = Path(r.path).parts
+        if r.fmt != "occ3d" or len(parts) < 4 or parts[-4] not in ("gts", "occ3d"):
+            return None
+        path = Path(r.path).parents[3] / "openocc_v2" / parts[-3] / parts[-2] / parts[-1]
+        if not path.is_file():
+            return None
+        twins.append(dataclasses.replace(r, path=path, fmt="openocc"))
+    return twins

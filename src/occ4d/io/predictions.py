@@ -4,8 +4,9 @@ A prediction folder holds either ``<pred>/<token>.npz`` with key ``arr_0`` (CVPR
 or ``pred`` (SparseOcc), or an Occ3D-style tree ``<pred>/[gts/]<scene>/<token>/labels.npz``
 (key ``semantics``). Labels are uint8 ``(X, Y, Z)`` on the ground truth's grid (a flattened
 array of the same size is reshaped, as the devkit does); the flow evaluation also needs a
-``flow`` array ``(X, Y, Z, 2)`` float32 in m/s. Here because ``occ4d eval`` and the renders
-(:mod:`occ4d.vis.inputs`) both read them.
+``flow`` array ``(X, Y, Z, 2)`` float32 in m/s, and also finds it in an OpenOcc v2 tree
+``<pred>/openocc_v2/<scene>/<token>/labels.npz`` (PROTOCOLS §2.4), before a ``gts/`` one.
+Here because ``occ4d eval`` and the renders (:mod:`occ4d.vis.inputs`) both read them.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from occ4d.io.occ3d import read_npz
 PRED_KEYS = ("pred", "arr_0", "semantics")
 
 
-def index_predictions(pred_dir: Path) -> dict[str, Path]:
-    """token -> prediction file, over every supported layout in ``pred_dir``."""
+def index_predictions(pred_dir: Path, flow: bool = False) -> dict[str, Path]:
+    """token -> prediction file, over every supported layout in ``pred_dir``.
+
+    With ``flow`` (the flow evaluation) an ``openocc_v2/`` tree is searched before ``gts/``: a data
+    root holding both (a nuScenes root, an ``occ4d synth`` world) keeps its flow only there."""
     if not pred_dir.is_dir():
         raise DataError(pred_dir, "prediction folder not found")
     found: dict[str, Path] = {}
     for p in sorted(pred_dir.glob("*.npz")):
         found[p.stem] = p
-    for pattern in ("*/*/labels.npz", "gts/*/*/labels.npz"):
+    trees = ("openocc_v2/*/*/labels.npz",) if flow else ()
+    for pattern in ("*/*/labels.npz", *trees, "gts/*/*/labels.npz"):
         for p in sorted(pred_dir.glob(pattern)):
             found.setdefault(p.parent.name, p)
     return found
