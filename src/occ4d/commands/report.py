@@ -101,7 +101,8 @@ def tokenizer_samples(run_dir: Path, root: Path, count: int, split: str, device:
         for i in range(min(count, len(ds))):
             item = ds[i]
             occ = item["semantics"][None].to(device)  # (1, T, X, Y, Z)
-            pred = model.reconstruct(occ)[0].cpu().numpy()
+            poses = item["poses"][None].to(device) if model.config.align_poses else None
+            pred = model.reconstruct(occ, poses)[0].cpu().numpy()
             mask = item.get("mask_camera")
             out.append(ModelSample(f"{split} {item['scene']} {item['tokens'][0]}: reconstruction at step "
                                    f"{state.get('step')}", item["semantics"].numpy(), pred,

@@ -49,6 +49,9 @@ class TokenizerConfig:
     lovasz_voxels: int = 131_072  # Lovász on a uniform sample of this many voxels (its sort dominates)
     lovasz_skip: float = 0.0  # leave out of Lovász's sort the voxels right to within this (losses.py)
     quant_weight: float = 1.0
+    # 4D only: resample every frame into the clip's middle ego frame before encoding and warp the
+    # decoded logits back (models/tokenizers/align.py), so the tokens need not carry ego motion
+    align_poses: bool = False
     train_crop: int = 0  # train on random train_crop x train_crop windows (0: whole grid)
     crop_focus: float = 0.0  # share of crops centred on an object voxel (classes before the ground)
     # how a focused crop picks its object: "voxel" (uniform over object voxels, so mostly cars)
@@ -84,6 +87,8 @@ class TokenizerConfig:
             raise ValueError(f"crop_focus is a probability in [0, 1], got {self.crop_focus}")
         if self.crop_focus_by not in ("voxel", "class"):
             raise ValueError(f"crop_focus_by must be 'voxel' or 'class', got {self.crop_focus_by!r}")
+        if self.align_poses and self.backbone != "3d":
+            raise ValueError("align_poses resamples a clip's frames into one frame: it needs backbone='3d'")
         if self.bottleneck == "rvq" and self.rvq_depth < 1:
             raise ValueError(f"rvq_depth must be >= 1, got {self.rvq_depth}")
         if self.bottleneck in ("vq", "rvq") and self.codebook_size < 2:

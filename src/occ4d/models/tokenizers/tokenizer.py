@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from occ4d.core.vocab import OCC3D_THINGS
+from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.core.vocab import OCC3D_THINGS, OCC3D_VOCAB
 from occ4d.models.losses import lovasz_softmax
 from occ4d.models.quantizers import (
     Bottleneck,
@@ -27,6 +28,7 @@ from occ4d.models.quantizers import (
     ResidualVectorQuantizer,
     VectorQuantizerEMA,
 )
+from occ4d.models.tokenizers.align import IGNORE, align_clip, unalign_logits
 from occ4d.models.tokenizers.backbone import ConvDecoder, ConvEncoder, level_sizes
 from occ4d.models.tokenizers.config import TokenizerConfig
 
@@ -87,16 +89,29 @@ class OccTokenizer(nn.Module):
         return frames * x * y / (t * h * w)
 
     # -- encode / decode ------------------------------------------------------------------------
-    def encode(self, occ: torch.Tensor) -> Bottleneck:
+    @property
+    def grid(self) -> GridSpec:
+        """The geometry of ``config.grid``: Occ3D's, or a smaller grid with Occ3D's voxels."""
+        shape = tuple(self.config.grid)
+        return OCC3D if shape == OCC3D.shape else GridSpec("tokenizer", shape, OCC3D.voxel_size, OCC3D.range_min)
+
+    def encode(self, occ: torch.Tensor, poses: torch.Tensor | None = None) -> Bottleneck:
         """occ (B, T, X, Y, Z) integer class ids -> bottleneck with latent (B, C, t, x, y).
 
         X and Y may differ from ``config.grid`` (the network is convolutional: training on
-        crops uses this); Z must match, since the height is folded into channels.
+        crops uses this); Z must match, since the height is folded into channels. With
+        ``config.align_poses`` the clip is first resampled into its middle frame with ``poses``
+        (B, T, 4, 4) ego-to-global; without poses it is taken as already aligned (IGNORE
+        columns read as free).
         """
         b, t = occ.shape[:2]
         if occ.ndim != 5 or occ.shape[-1] != self.config.grid[2]:
             raise ValueError(f"expected (B, T, X, Y, {self.config.grid[2]}) class ids, "
                              f"got {tuple(occ.shape)}")
+        if self.config.align_poses:
+            if poses is not None:
+                occ = align_clip(occ, poses, self.grid)
+            occ = torch.where(occ == IGNORE, torch.full_like(occ, OCC3D_VOCAB.free), occ)
         h = self.class_embed(occ.long())  # (B, T, X, Y, Z, E)
         if self.config.backbone == "2d":
             h = rearrange(h, "b t x y z e -> (b t) (z e) x y")
@@ -110,11 +125,14 @@ class OccTokenizer(nn.Module):
         return q
 
     def decode(self, latent: torch.Tensor, frames: int | None = None,
-               xy: tuple[int, int] | None = None) -> torch.Tensor:
+               xy: tuple[int, int] | None = None, poses: torch.Tensor | None = None) -> torch.Tensor:
         """latent (B, C, t, x, y) -> logits (B, T, X, Y, Z, C_cls).
 
         ``frames`` is the clip length to reconstruct (default: t for per-frame models, and
         t · 2^temporal_down · patch_t for 4D ones); ``xy`` the grid size (default config.grid).
+        With ``config.align_poses`` and ``poses`` the logits are warped back from the middle
+        frame to each frame's own (columns it did not cover decode to free); without poses they
+        stay in the middle frame.
         """
         b, _, t = latent.shape[:3]
         cfg = self.config
@@ -126,7 +144,10 @@ class OccTokenizer(nn.Module):
         else:
             h = self.decoder(latent, sizes, full)
             h = rearrange(h, "b (z e) t x y -> b t x y z e", e=self.config.expansion)
-        return h @ self.class_embed.weight.t()  # (B, T, X, Y, Z, classes)
+        logits = h @ self.class_embed.weight.t()  # (B, T, X, Y, Z, classes)
+        if cfg.align_poses and poses is not None:
+            logits = unalign_logits(logits, poses, OCC3D_VOCAB.free, self.grid)
+        return logits
 
     def decode_indices(self, indices: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         """Token ids (B, t, x, y) -> logits (B, T, X, Y, Z, C_cls) (VQ and FSQ only)."""
@@ -134,14 +155,16 @@ class OccTokenizer(nn.Module):
             raise ValueError("a continuous (KL) tokenizer has no token ids")
         return self.decode(self.quantizer.lookup(indices), frames)
 
-    def forward(self, occ: torch.Tensor) -> TokenizerOutput:
-        q = self.encode(occ)
-        return TokenizerOutput(self.decode(q.latent, occ.shape[1], tuple(occ.shape[2:4])), q)
+    def forward(self, occ: torch.Tensor, poses: torch.Tensor | None = None) -> TokenizerOutput:
+        q = self.encode(occ, poses)
+        return TokenizerOutput(self.decode(q.latent, occ.shape[1], tuple(occ.shape[2:4]), poses), q)
 
     @torch.no_grad()
-    def reconstruct(self, occ: torch.Tensor) -> torch.Tensor:
-        """(B, T, X, Y, Z) -> argmax reconstruction, uint8."""
-        return self(occ).logits.argmax(-1).to(torch.uint8)
+    def reconstruct(self, occ: torch.Tensor, poses: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, X, Y, Z) -> argmax reconstruction, uint8 (``poses`` for aligned tokenizers)."""
+        if self.config.align_poses and poses is None:
+            raise ValueError("this tokenizer aligns each clip to its middle frame: pass the clip's poses")
+        return self(occ, poses).logits.argmax(-1).to(torch.uint8)
 
 
 def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -150,7 +173,8 @@ def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tens
     Rare classes (pedestrians, cones) get up to ~50x the weight of free space; classes absent
     from the batch get the maximum weight, which does not matter since they add no terms.
     """
-    freq = torch.bincount(target.reshape(-1), minlength=num_classes).float()
+    target = target.reshape(-1)
+    freq = torch.bincount(target[target < num_classes], minlength=num_classes).float()
     freq = freq / freq.sum().clamp_min(1)
     w = 1.0 / torch.log(1.02 + freq)
     return w / w.mean()
@@ -194,22 +218,30 @@ def random_crop(occ: torch.Tensor, size: int, multiple: int, focus: float = 0.0,
     return torch.stack(crops)
 
 
-def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
-                   ) -> tuple[torch.Tensor, dict[str, float]]:
+def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig,
+                   poses: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy reconstruction (optionally class-balanced) plus the bottleneck's term.
 
     ``model`` may be wrapped (DDP), so the settings come from ``cfg``. With ``cfg.train_crop``
-    the loss is computed on a random crop (fully convolutional designs only).
+    the loss is computed on a random crop (fully convolutional designs only). An aligned
+    tokenizer (``cfg.align_poses``) needs the clip's ``poses``: the clip is resampled into its
+    middle frame, cropped there, and scored there, with the columns no frame covered left out.
     """
+    if cfg.align_poses:
+        if poses is None:
+            raise ValueError("this tokenizer aligns each clip to its middle frame: the loss needs the poses")
+        grid = OCC3D if tuple(cfg.grid) == OCC3D.shape else GridSpec("tokenizer", tuple(cfg.grid),
+                                                                     OCC3D.voxel_size, OCC3D.range_min)
+        occ = align_clip(occ, poses, grid)
     if cfg.train_crop:
         objects = torch.tensor([int(c) for c in OCC3D_THINGS])
         occ = random_crop(occ, cfg.train_crop, cfg.spatial_stride, cfg.crop_focus, objects,
                           by_class=cfg.crop_focus_by == "class")
-    out = model(occ)
+    out = model(occ)  # an aligned clip goes in as it is (IGNORE columns read as free)
     target = occ.long().reshape(-1)
     weight = balanced_class_weights(target, cfg.num_classes) if cfg.class_balanced else None
     logits = out.logits.reshape(-1, cfg.num_classes).float()
-    ce = F.cross_entropy(logits, target, weight=weight)
+    ce = F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
     loss = ce + cfg.quant_weight * out.bottleneck.loss
     stats = {"ce": float(ce.detach()), "quant": float(out.bottleneck.loss.detach()), **out.bottleneck.stats}
     if cfg.lovasz_weight:
@@ -218,7 +250,7 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig
         pick = slice(None)
         if 0 < cfg.lovasz_voxels < target.numel():
             pick = torch.randint(0, target.numel(), (cfg.lovasz_voxels,), device=target.device)
-        lov = lovasz_softmax(logits[pick].softmax(-1), target[pick], skip_below=cfg.lovasz_skip)
+        lov = lovasz_softmax(logits[pick].softmax(-1), target[pick], ignore=IGNORE, skip_below=cfg.lovasz_skip)
         loss = loss + cfg.lovasz_weight * lov
         stats["lovasz"] = float(lov.detach())
     return loss, stats

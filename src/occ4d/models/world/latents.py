@@ -25,6 +25,9 @@ class LatentCodec(nn.Module):
 
     def __init__(self, tokenizer: OccTokenizer, *, trainable: bool = False, momentum: float = 0.05):
         super().__init__()
+        if tokenizer.config.align_poses:
+            raise ValueError("the world models do not pass poses to their tokenizer yet: a pose-aligned "
+                             "(align_poses) tokenizer cannot serve as their codec")
         self.tokenizer = tokenizer
         self.trainable = trainable
         self.momentum = momentum
