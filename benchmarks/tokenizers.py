@@ -1,7 +1,7 @@
 """Tokenizer benchmarks: size, FLOPs, speed and memory per preset, and reconstruction quality.
 
     python benchmarks/tokenizers.py speed [--presets tiny-vqvae occworld ...] [--device cpu]
-    python benchmarks/tokenizers.py quality --data SYNTH --runs RUNS [--train] [--real ../shared/data]
+    python benchmarks/tokenizers.py quality --data SYNTH --runs RUNS [--train] [--others W1 W2] [--real ../shared/data]
     python benchmarks/tokenizers.py ablate --data SYNTH --runs RUNS [--preset tiny-vqvae] [--samples 600]
 
 ``speed`` measures every preset in a fresh subprocess (so peak memory is that preset's own):
@@ -18,8 +18,10 @@ one row per lever: validation mIoU / IoU, the IoU of cars and pedestrians, train
 samples/s and the run's peak RSS.
 
 ``quality`` reads (or with ``--train`` first runs) ``occ4d train tokenizer --preset P`` for the
-tiny presets into RUNS/P and prints their final validation figures; with ``--real`` it also
-reconstructs the real Occ3D frames with each trained per-frame model (the domain gap).
+tiny presets into RUNS/P and prints their final validation figures (mIoU, IoU, the dynamic
+classes' IoU, compression, train minutes, samples/s, peak RSS from the run's log) beside the
+hand-written 16x codec; ``--others`` scores each model on other worlds' validation splits, and
+``--real`` reconstructs the real Occ3D frames with each trained per-frame model (the domain gap).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 TINY = ("tiny-vqvae", "tiny-rvq", "tiny-vae", "tiny-vqvae4d", "tiny-512x")
@@ -174,7 +177,23 @@ def final_eval(run: Path) -> dict | None:
     # wall time of the training steps: first log window (samples / its rate) up to the last record
     first = trains[0]["samples"] / trains[0]["samples_per_s"] if trains else float("nan")
     out["train_s"] = trains[-1]["time"] - trains[0]["time"] + first if trains else float("nan")
+    peaks = [r["peak_rss_MiB"] for r in trains if r.get("peak_rss_MiB") is not None]
+    out["peak_MiB"] = max(peaks) if peaks else float("nan")
     return out
+
+
+def other_town(run: Path, data: Path) -> dict:
+    """The run's model scored on the validation split of another world (its summary figures)."""
+    import torch
+
+    from occ4d.models.tokenizers.recipe import dataset, reconstruction_scores
+    from occ4d.train.registry import load_model
+
+    model, cfg, _ = load_model(run, ema=True, kind="tokenizer")
+    model.eval()
+    cfg = replace(cfg, data=replace(cfg.data, root=str(data), max_val_samples=0))
+    with torch.no_grad():
+        return reconstruction_scores(model, dataset(cfg, cfg.data.val_split), cfg, torch.device("cpu"))[0]
 
 
 def real_frames_figure(run: Path, real: Path) -> dict | None:
@@ -204,9 +223,10 @@ def real_frames_figure(run: Path, real: Path) -> dict | None:
 
 
 def pooled_baseline(data: Path, factor: int = 4, split: str = "val") -> dict:
-    """The hand-written codec at the 16x per-frame presets' token grid: every ``factor`` x
-    ``factor`` block of columns keeps, at each height, its most frequent class (ties to the lower
-    id), and decodes by repeating it. No training; the bar a learned 16x tokenizer must clear."""
+    """The hand-written codec at a per-frame token grid (``factor`` 4: 16x, 8: 64x): every
+    ``factor`` x ``factor`` block of columns keeps, at each height, its most frequent class (ties
+    to the lower id), and decodes by repeating it. No training; the bar a learned tokenizer at
+    that grid must clear."""
     import torch
     import torch.nn.functional as F
 
@@ -226,6 +246,45 @@ def pooled_baseline(data: Path, factor: int = 4, split: str = "val") -> dict:
     return {"mIoU": out["mIoU"], "IoU": out["IoU_geometry"], "per_class": out["per_class"]}
 
 
+def aligned_headroom(data: Path, frames: int = 8, split: str = "val") -> dict[str, dict]:
+    """What one pose-aligned frame explains of the 4D presets' clips: the middle frame of every
+    ``frames``-frame validation clip, warped to each frame of the clip with the known poses (no
+    spatial compression: the ceiling of a tokenizer that stores the aligned scene and nothing that
+    moves), and the same with each 8x8 block reduced to its per-height mode (the 64x hand-written
+    codec on the aligned frame). Scored like the tokenizers (no mask)."""
+    import torch
+    import torch.nn.functional as F
+
+    from occ4d.core.vocab import OCC3D_VOCAB
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+    from occ4d.metrics.semantic import Occ3DMIoU
+    from occ4d.models.tokenizers.align import reference_index, relative_xyyaw, resample
+
+    def block_mode(occ: torch.Tensor, f: int) -> torch.Tensor:  # (X, Y, Z) -> (X, Y, Z)
+        onehot = F.one_hot(occ.long(), OCC3D_VOCAB.num_classes).permute(2, 3, 0, 1).float()
+        mode = F.avg_pool2d(onehot, f).argmax(1)
+        return mode.repeat_interleave(f, 1).repeat_interleave(f, 2).permute(1, 2, 0)
+
+    ds = ClipDataset(load_index(data, split), past=frames, future=0, stride=frames, with_masks=False, cache=False)
+    rows = {"middle frame, warped": Occ3DMIoU(mask="none"), "its 8x8 mode, warped": Occ3DMIoU(mask="none")}
+    for i in range(len(ds)):
+        item = ds[i]
+        occ = item["semantics"].long()  # (T, X, Y, Z)
+        ref = reference_index(frames)
+        _, t_in_ref = relative_xyyaw(item["poses"][None], ref)  # (1, T, 3)
+        for name, grid in (("middle frame, warped", occ[ref]), ("its 8x8 mode, warped", block_mode(occ[ref], 8))):
+            warped = resample(grid[None].expand(frames, *grid.shape), t_in_ref[0], OCC3D_VOCAB.free)
+            rows[name].update(warped.to(torch.uint8), occ.to(torch.uint8))
+    return {name: m.compute() for name, m in rows.items()}
+
+
+def is_4d(name: str) -> bool:
+    from occ4d.models.tokenizers.recipe import PRESETS
+
+    return PRESETS[name].model.backbone == "3d"
+
+
 def quality(args) -> None:
     runs = Path(args.runs)
     for name in args.presets:
@@ -234,24 +293,48 @@ def quality(args) -> None:
                    "--data", args.data, "--out", str(runs / name), "--run.threads", str(args.threads),
                    "--run.progress", "False"]
             subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-    head = (f"{'preset':<13}{'ratio':>7}{'mIoU':>7}{'IoU':>7}{'mIoU cam':>9}{'IoU cam':>8}{'usage':>7}"
-            f"{'train min':>10}{'samples':>9}")
-    print(f"synthetic validation split of {args.data} (no mask = PROTOCOLS §4a; cam = camera mask §3.1)")
+    dyn = ("car", "truck", "bus", "bicycle", "motorcycle", "pedestrian")
+    short = {"bicycle": "bike", "motorcycle": "moto", "pedestrian": "ped"}
+    head = (f"{'preset':<13}{'ratio':>7}{'mIoU':>7}{'IoU':>7}{'mIoU cam':>9}{'IoU cam':>8}"
+            + "".join(f"{short.get(c, c):>6}" for c in dyn)
+            + f"{'usage':>7}{'train min':>10}{'samples':>8}{'smp/s':>7}{'peak MiB':>9}")
+    print(f"synthetic validation split of {args.data} (no mask = PROTOCOLS §4a; cam = camera mask §3.1); "
+          "per-class columns: IoU of the dynamic classes, no mask")
     print(head)
     print("-" * len(head))
+    nan = float("nan")
     for name in args.presets:
         r = final_eval(runs / name)
         if r is None:
             print(f"{name:<13} (no finished run in {runs / name})")
             continue
-        nan = float("nan")
+        cls = "".join(f"{(r.get(f'IoU_{c}') if r.get(f'IoU_{c}') is not None else nan):>6.1f}" for c in dyn)
+        rate = r["samples"] / r["train_s"] if r["train_s"] else nan
         print(f"{name:<13}{r['compression']:>6.0f}x{r['mIoU']:>7.2f}{r['IoU']:>7.2f}"
-              f"{r.get('mIoU_camera', nan):>9.2f}{r.get('IoU_camera', nan):>8.2f}"
+              f"{r.get('mIoU_camera', nan):>9.2f}{r.get('IoU_camera', nan):>8.2f}{cls}"
               f"{r.get('codebook_usage', nan):>7.2f}"
-              f"{r['train_s'] / 60:>10.1f}{r['samples']:>9}")
-    r = pooled_baseline(Path(args.data))
-    print(f"{'mode 4x4':<13}{16:>6.0f}x{r['mIoU']:>7.2f}{r['IoU']:>7.2f}"
-          "   (hand-written 16x codec: each 4x4 block keeps its most frequent class per height)")
+              f"{r['train_s'] / 60:>10.1f}{r['samples']:>8}{rate:>7.2f}{r['peak_MiB']:>9.0f}")
+    for factor in (4, 8):  # the hand-written codecs at the 16x and the 64x per-frame token grids
+        r = pooled_baseline(Path(args.data), factor=factor)
+        print(f"{f'mode {factor}x{factor}':<13}{factor * factor:>6.0f}x{r['mIoU']:>7.2f}{r['IoU']:>7.2f}"
+              f"   (hand-written {factor * factor}x codec: each {factor}x{factor} block keeps its most frequent "
+              "class per height)")
+    if any(is_4d(name) for name in args.presets):
+        print("\nheadroom of the 4D presets' 8-frame clips (no mask): one pose-aligned frame warped to every frame")
+        for name, r in aligned_headroom(Path(args.data)).items():
+            print(f"{name:<22}{r['mIoU']:>7.2f}{r['IoU_geometry']:>7.2f}   car {r['per_class']['car']:.1f}  "
+                  f"pedestrian {r['per_class']['pedestrian']:.1f}")
+    if args.others:
+        print("\nthe same models on the validation split of other worlds (no memorising of one town); "
+              "mIoU / IoU, and the largest mIoU gap to the training world")
+        for name in args.presets:
+            r = final_eval(runs / name)
+            if r is None:
+                continue
+            figs = [other_town(runs / name, Path(w)) for w in args.others]
+            cells = "  ".join(f"{Path(w).name}: {f['mIoU']:.2f} / {f['IoU']:.2f}" for w, f in zip(args.others, figs))
+            gap = max(abs(f["mIoU"] - r["mIoU"]) for f in figs)
+            print(f"{name:<13} {cells}  (gap {gap:.2f})")
     if args.real:
         print(f"\nreal Occ3D-nuScenes frames in {args.real}, reconstructed by models trained on synth data")
         for name in args.presets:
@@ -340,6 +423,7 @@ def main() -> None:
     q.add_argument("--train", action="store_true", help="train the presets that have no finished run")
     q.add_argument("--threads", type=int, default=1)
     q.add_argument("--real", default="", help="folder of real Occ3D frames (e.g. ../shared/data)")
+    q.add_argument("--others", nargs="*", default=[], help="other synthetic worlds to score each model on")
     a = sub.add_parser("ablate", help="one run per lever of LEVERS at the same budget, one row each")
     a.add_argument("--data", required=True)
     a.add_argument("--runs", required=True)
