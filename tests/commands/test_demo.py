@@ -13,7 +13,7 @@ from occ4d.vis.video import read_video
 def test_demo_end_to_end(tmp_path, capsys):
     """Every stage at the smallest size: synthesis, pictures, baselines, training, forecast, generation."""
     main(["demo", "--out", str(tmp_path), "--scenes", "2", "--frames", "10", "--pictures", "2",
-          "--budget", "0.003", "--steps", "2", "--gen-frames", "4"])
+          "--budget", "0.003", "--tokenizer-budget", "0.001", "--steps", "2", "--gen-frames", "4"])
     text = capsys.readouterr().out
     assert "class histogram" in text
     baselines = ("copy-last", "ego-warp", "motion-warp", "motion-extrude", "fused-warp")
@@ -28,7 +28,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "diffusion forecaster forecast" in html and len(html) > 100_000
     assert (tmp_path / "world" / "occ4d_infos_temporal_val.pkl").is_file()
     # three trained runs, each with its final checkpoint
-    for run in ("tiny-vae", "tiny-forecaster-warp", "tiny-generator"):
+    for run in ("tiny-rvq", "tiny-forecaster-warp", "tiny-generator"):
         assert list((tmp_path / "runs" / run).glob("ckpt-*.safetensors")), run
     # the tokenizer's figure says what it rests on
     note = next(line for line in text.splitlines() if "tokenizer reconstruction:" in line)
@@ -84,3 +84,5 @@ def test_reconstruction_note_names_frames_and_budget(tmp_path):
     assert "fewer than 20 frames scored" in note and "a fraction of the preset's training" in note
     log.log("eval", 400, 1600, {"mIoU": 61.85, "IoU": 78.09, "frames": 80})
     assert "indicative" not in reconstruction_note(tmp_path, 1.0)  # the full figure stands alone
+    assert "fraction" not in reconstruction_note(tmp_path, 1.0)
+    assert "fraction" in reconstruction_note(tmp_path, 0.3) and "indicative" not in reconstruction_note(tmp_path, 0.3)

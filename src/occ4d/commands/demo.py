@@ -7,9 +7,10 @@
    continue the first window's real opening along each trajectory prompt with fused-warp
    (generation by forecasting) and print its controllability error against a control that
    ignores the prompt, with a GIF of each clip;
-4. train the tiny tokenizer (KL-VAE) and, on its latents, the tiny diffusion forecaster (with
-   its full-resolution ego-warp skip) and generator, each with ``budget`` x its preset's sample
-   budget (progress bars; skipped with ``--no-train``);
+4. train the tiny tokenizer (16x residual VQ) and, on its latents, the tiny diffusion forecaster (with
+   its full-resolution ego-warp skip) and generator, the tokenizer with ``tokenizer_budget`` and
+   the world models with ``budget`` x their presets' sample budgets (progress bars; skipped with
+   ``--no-train``);
 5. forecast the validation windows with the trained forecaster (same protocol table), generate
    one clip per trajectory prompt and print the controllability error with and without the
    trajectory condition, with a GIF of each generated clip;
@@ -25,7 +26,7 @@ from pathlib import Path
 
 def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: int = 24,
          workers: int = 1, pictures: int = 4, train: bool = True, budget: float = 0.15,
-         steps: int = 20, gen_frames: int = 8, threads: int = 0) -> None:
+         tokenizer_budget: float = 0.3, steps: int = 20, gen_frames: int = 8, threads: int = 0) -> None:
     """Synthesize a small world, picture it, train tiny world models, forecast, generate, and view it.
 
     Args:
@@ -36,7 +37,9 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
         workers: processes for the synthetic world.
         pictures: top-down PNG frames to write (the GIF shows the whole scene).
         train: train the tiny tokenizer, forecaster and generator (--no-train: baselines only).
-        budget: share of each tiny preset's sample budget to train for (1 = the full preset).
+        budget: share of each tiny world model preset's sample budget to train for (1 = the full preset).
+        tokenizer_budget: share of the tiny tokenizer preset's sample budget (the world models
+            train on its latents, so it gets the larger share).
         steps: DDIM steps when the trained models sample.
         gen_frames: frames of each generated clip.
         threads: torch threads while training (0: torch's default).
@@ -44,4 +47,4 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
     from occ4d.demo.stages import run_demo
 
     run_demo(out, seed=seed, scenes=scenes, frames=frames, workers=workers, pictures=pictures, train=train,
-             budget=budget, steps=steps, gen_frames=gen_frames, threads=threads)
+             budget=budget, tokenizer_budget=tokenizer_budget, steps=steps, gen_frames=gen_frames, threads=threads)

@@ -79,8 +79,8 @@ def write_viewer(path: Path, item: dict, forecasters: dict, *, steps: int, seed:
 
 
 def run_demo(out: Path, *, seed: int = 0, scenes: int = 4, frames: int = 24, workers: int = 1,
-             pictures: int = 4, train: bool = True, budget: float = 0.15, steps: int = 20,
-             gen_frames: int = 8, threads: int = 0, log: Callable[[str], None] = print) -> None:
+             pictures: int = 4, train: bool = True, budget: float = 0.15, tokenizer_budget: float = 0.3,
+             steps: int = 20, gen_frames: int = 8, threads: int = 0, log: Callable[[str], None] = print) -> None:
     """Every stage of ``occ4d demo`` into ``out``, its text through ``log``; the arguments are the
     command's."""
     import time
@@ -127,8 +127,9 @@ def run_demo(out: Path, *, seed: int = 0, scenes: int = 4, frames: int = 24, wor
         from occ4d.demo.models import forecast_row, generate_clips, train_models
         from occ4d.models.world.forecasting import format_table
 
-        log(f"[4/{stages}] training the tiny world models ({budget:g} x each preset's sample budget)")
-        runs = train_models(world, out / "runs", budget, threads=threads)
+        log(f"[4/{stages}] training the tiny tokenizer ({tokenizer_budget:g} x its preset's sample budget) "
+            f"and world models ({budget:g} x theirs)")
+        runs = train_models(world, out / "runs", budget, threads=threads, tokenizer_budget=tokenizer_budget)
         log(f"[5/{stages}] forecasting with the trained diffusion forecaster and generating clips")
         run = runs["tiny-forecaster-warp"]
         model, result = forecast_row(run, windows, past=past, future=future, steps=steps)
