@@ -1,7 +1,8 @@
 """Tokenizer benchmarks: size, FLOPs, speed and memory per preset, and reconstruction quality.
 
     python benchmarks/tokenizers.py speed [--presets tiny-vqvae occworld ...] [--device cpu]
-    python benchmarks/tokenizers.py quality --data SYNTH --runs RUNS [--train] [--others W1 W2] [--real ../shared/data]
+    python benchmarks/tokenizers.py quality --data SYNTH --runs RUNS [--train] [--others W1 W2]
+        [--real ../shared/data]
     python benchmarks/tokenizers.py ablate --data SYNTH --runs RUNS [--preset tiny-vqvae] [--samples 600]
 
 ``speed`` measures every preset in a fresh subprocess (so peak memory is that preset's own):
@@ -266,14 +267,16 @@ def aligned_headroom(data: Path, frames: int = 8, split: str = "val") -> dict[st
         mode = F.avg_pool2d(onehot, f).argmax(1)
         return mode.repeat_interleave(f, 1).repeat_interleave(f, 2).permute(1, 2, 0)
 
-    ds = ClipDataset(load_index(data, split), past=frames, future=0, stride=frames, with_masks=False, cache=False)
+    ds = ClipDataset(load_index(data, split), past=frames, future=0, stride=frames, with_masks=False,
+                     cache=False)
     rows = {"middle frame, warped": Occ3DMIoU(mask="none"), "its 8x8 mode, warped": Occ3DMIoU(mask="none")}
     for i in range(len(ds)):
         item = ds[i]
         occ = item["semantics"].long()  # (T, X, Y, Z)
         ref = reference_index(frames)
         _, t_in_ref = relative_xyyaw(item["poses"][None], ref)  # (1, T, 3)
-        for name, grid in (("middle frame, warped", occ[ref]), ("its 8x8 mode, warped", block_mode(occ[ref], 8))):
+        grids = (("middle frame, warped", occ[ref]), ("its 8x8 mode, warped", block_mode(occ[ref], 8)))
+        for name, grid in grids:
             warped = resample(grid[None].expand(frames, *grid.shape), t_in_ref[0], OCC3D_VOCAB.free)
             rows[name].update(warped.to(torch.uint8), occ.to(torch.uint8))
     return {name: m.compute() for name, m in rows.items()}
@@ -317,10 +320,11 @@ def quality(args) -> None:
     for factor in (4, 8):  # the hand-written codecs at the 16x and the 64x per-frame token grids
         r = pooled_baseline(Path(args.data), factor=factor)
         print(f"{f'mode {factor}x{factor}':<13}{factor * factor:>6.0f}x{r['mIoU']:>7.2f}{r['IoU']:>7.2f}"
-              f"   (hand-written {factor * factor}x codec: each {factor}x{factor} block keeps its most frequent "
-              "class per height)")
+              f"   (hand-written {factor * factor}x codec: each {factor}x{factor} block keeps its most "
+              "frequent class per height)")
     if any(is_4d(name) for name in args.presets):
-        print("\nheadroom of the 4D presets' 8-frame clips (no mask): one pose-aligned frame warped to every frame")
+        print("\nheadroom of the 4D presets' 8-frame clips (no mask): one pose-aligned frame warped to "
+              "every frame")
         for name, r in aligned_headroom(Path(args.data)).items():
             print(f"{name:<22}{r['mIoU']:>7.2f}{r['IoU_geometry']:>7.2f}   car {r['per_class']['car']:.1f}  "
                   f"pedestrian {r['per_class']['pedestrian']:.1f}")
@@ -332,7 +336,8 @@ def quality(args) -> None:
             if r is None:
                 continue
             figs = [other_town(runs / name, Path(w)) for w in args.others]
-            cells = "  ".join(f"{Path(w).name}: {f['mIoU']:.2f} / {f['IoU']:.2f}" for w, f in zip(args.others, figs))
+            cells = "  ".join(f"{Path(w).name}: {f['mIoU']:.2f} / {f['IoU']:.2f}"
+                              for w, f in zip(args.others, figs, strict=True))
             gap = max(abs(f["mIoU"] - r["mIoU"]) for f in figs)
             print(f"{name:<13} {cells}  (gap {gap:.2f})")
     if args.real:

@@ -38,6 +38,8 @@ def static_clip(moves: list[tuple[float, float, float]]) -> tuple[torch.Tensor, 
     return world, torch.stack(frames)[None].to(torch.uint8), poses
 
 
+SMALL = dict(backbone="3d", channels=8, channel_mult=(1, 2), spatial_down=1, temporal_down=1, patch=(1, 2, 2),
+             num_res_blocks=1, mid_attention=False, latent_dim=8, codebook_size=16)
 MOVES = [(-2.4, 0.0, 0.0), (-1.2, 0.4, 0.0), (0.0, 0.0, 0.0), (2.0, -0.8, math.pi / 2), (4.0, 0.0, math.pi)]
 
 
@@ -64,9 +66,7 @@ def test_unaligning_the_reference_grid_gives_back_each_frame():
 def test_aligned_tokenizer_needs_poses_and_a_4d_backbone():
     with pytest.raises(ValueError, match="backbone='3d'"):
         TokenizerConfig(backbone="2d", align_poses=True)
-    cfg = TokenizerConfig(backbone="3d", channels=8, channel_mult=(1, 2), spatial_down=1, temporal_down=1,
-                          patch=(1, 2, 2), num_res_blocks=1, mid_attention=False, latent_dim=8, codebook_size=16,
-                          align_poses=True, grid=(200, 200, 4))
+    cfg = TokenizerConfig(**SMALL, align_poses=True, grid=(200, 200, 4))
     model = OccTokenizer(cfg)
     _, clip, poses = static_clip(MOVES[:4])
     with pytest.raises(ValueError, match="poses"):
@@ -77,10 +77,8 @@ def test_aligned_tokenizer_needs_poses_and_a_4d_backbone():
 
 
 def test_what_the_reference_frame_cannot_see_does_not_enter_the_loss():
-    cfg = TokenizerConfig(backbone="3d", channels=8, channel_mult=(1, 2), spatial_down=1, temporal_down=1,
-                          patch=(1, 2, 2), num_res_blocks=1, mid_attention=False, latent_dim=8, codebook_size=16,
-                          align_poses=True, grid=(200, 200, 4), class_balanced=True, lovasz_weight=1.0,
-                          lovasz_voxels=0)
+    cfg = TokenizerConfig(**SMALL, align_poses=True, grid=(200, 200, 4), class_balanced=True,
+                          lovasz_weight=1.0, lovasz_voxels=0)
     torch.manual_seed(0)
     model = OccTokenizer(cfg).eval()
     _, clip, poses = static_clip(MOVES[:4])
@@ -101,8 +99,6 @@ def test_what_the_reference_frame_cannot_see_does_not_enter_the_loss():
 def test_an_aligned_tokenizer_cannot_serve_the_world_models_yet():
     from occ4d.models.world.latents import LatentCodec
 
-    cfg = replace(TokenizerConfig(backbone="3d", channels=8, channel_mult=(1, 2), spatial_down=1, temporal_down=1,
-                                  patch=(1, 2, 2), num_res_blocks=1, mid_attention=False, latent_dim=8,
-                                  codebook_size=16, grid=OCC3D.shape), align_poses=True)
+    cfg = replace(TokenizerConfig(**SMALL, grid=OCC3D.shape), align_poses=True)
     with pytest.raises(ValueError, match="align_poses"):
         LatentCodec(OccTokenizer(cfg))

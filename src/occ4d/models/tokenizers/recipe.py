@@ -147,7 +147,8 @@ def dataset(cfg: TrainConfig, split: str) -> Dataset:
 
 
 def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    return tokenizer_loss(model, batch["semantics"], cfg.model, batch["poses"] if cfg.model.align_poses else None)
+    poses = batch["poses"] if cfg.model.align_poses else None
+    return tokenizer_loss(model, batch["semantics"], cfg.model, poses)
 
 
 def _grid(model_cfg: TokenizerConfig) -> GridSpec:

@@ -93,7 +93,9 @@ class OccTokenizer(nn.Module):
     def grid(self) -> GridSpec:
         """The geometry of ``config.grid``: Occ3D's, or a smaller grid with Occ3D's voxels."""
         shape = tuple(self.config.grid)
-        return OCC3D if shape == OCC3D.shape else GridSpec("tokenizer", shape, OCC3D.voxel_size, OCC3D.range_min)
+        if shape == OCC3D.shape:
+            return OCC3D
+        return GridSpec("tokenizer", shape, OCC3D.voxel_size, OCC3D.range_min)
 
     def encode(self, occ: torch.Tensor, poses: torch.Tensor | None = None) -> Bottleneck:
         """occ (B, T, X, Y, Z) integer class ids -> bottleneck with latent (B, C, t, x, y).
@@ -250,7 +252,8 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig,
         pick = slice(None)
         if 0 < cfg.lovasz_voxels < target.numel():
             pick = torch.randint(0, target.numel(), (cfg.lovasz_voxels,), device=target.device)
-        lov = lovasz_softmax(logits[pick].softmax(-1), target[pick], ignore=IGNORE, skip_below=cfg.lovasz_skip)
+        lov = lovasz_softmax(logits[pick].softmax(-1), target[pick], ignore=IGNORE,
+                             skip_below=cfg.lovasz_skip)
         loss = loss + cfg.lovasz_weight * lov
         stats["lovasz"] = float(lov.detach())
     return loss, stats
