@@ -1,6 +1,7 @@
 """Tokenizer benchmarks: size, FLOPs, speed and memory per preset, and reconstruction quality.
 
     python benchmarks/tokenizers.py speed [--presets tiny-vqvae occworld ...] [--device cpu]
+    python benchmarks/tokenizers.py precision [--presets tiny-rvq tiny-vae] [--device cpu]
     python benchmarks/tokenizers.py quality --data SYNTH --runs RUNS [--train] [--others W1 W2]
         [--real ../shared/data]
     python benchmarks/tokenizers.py ablate --data SYNTH --runs RUNS [--preset tiny-vqvae] [--samples 600]
@@ -12,6 +13,9 @@ from their shapes); training samples/s (the preset's batch and crop) and encode+
 peak memory (CPU: the subprocess's max RSS, torch included; CUDA: max allocated). On CPU the
 paper-size presets (0.2-3.5 TFLOP per clip forward) are only sized, not timed, unless
 ``--time-paper`` is given; then 4D ones are timed on 8-frame clips (cost is linear in T).
+
+``precision`` times one training step of each preset in fp32, under bf16 autocast and with
+channels_last weights and activations (the CPU levers of issue 14), median of five steps.
 
 ``ablate`` trains the preset once per lever of :data:`LEVERS` at the same sample budget (one
 ``occ4d train tokenizer`` each, in a subprocess, one thread; a finished run is reused) and prints
@@ -70,6 +74,59 @@ def flops_per_clip(name: str) -> float:
     return total
 
 
+def _still_poses(occ):
+    """Identity ego-to-global poses (B, T, 4, 4) for a random clip: an aligned preset's input."""
+    import torch
+
+    b, t = occ.shape[:2]
+    return torch.eye(4, dtype=torch.float64, device=occ.device).repeat(b, t, 1, 1)
+
+
+def precision(args) -> None:
+    """Training-step time of each preset in fp32, bf16 autocast and channels_last on this device,
+    median of ``--repeats`` steps after two warm-up steps, one process, the preset's batch."""
+    import torch
+
+    from occ4d.models.tokenizers import OccTokenizer, tokenizer_loss
+    from occ4d.models.tokenizers.recipe import PRESETS
+
+    dev = torch.device(args.device)
+    print(f"training step seconds on {dev} ({torch.get_num_threads()} threads), median of {args.repeats}")
+    head = f"{'preset':<13}{'fp32':>8}{'bf16':>8}{'chan-last':>10}{'bf16 speed-up':>15}{'cl speed-up':>13}"
+    print(head)
+    print("-" * len(head))
+    for name in args.presets:
+        preset = PRESETS[name]
+        cfg = preset.model
+        torch.manual_seed(0)
+        shape = (preset.data.batch_size, preset.data.frames, *cfg.grid)
+        occ = torch.randint(0, cfg.num_classes, shape, device=dev)
+        poses = _still_poses(occ) if cfg.align_poses else None
+        times = {}
+        for mode in ("fp32", "bf16", "channels_last"):
+            torch.manual_seed(0)
+            model = OccTokenizer(cfg).to(dev)
+            if mode == "channels_last":
+                fmt = torch.channels_last if cfg.backbone == "2d" else torch.channels_last_3d
+                model = model.to(memory_format=fmt)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            steps = []
+            for i in range(args.repeats + 2):
+                t0 = time.perf_counter()
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mode == "bf16"):
+                    loss, _ = tokenizer_loss(model, occ, cfg, poses)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                if i >= 2:
+                    steps.append(time.perf_counter() - t0)
+            times[mode] = sorted(steps)[len(steps) // 2]
+        print(f"{name:<13}{times['fp32']:>8.3f}{times['bf16']:>8.3f}{times['channels_last']:>10.3f}"
+              f"{times['fp32'] / times['bf16']:>14.2f}x{times['fp32'] / times['channels_last']:>12.2f}x")
+
+
 def measure(name: str, device: str, timed: bool = True) -> dict:
     """Everything of one preset, in this (fresh) process."""
     import torch
@@ -87,6 +144,7 @@ def measure(name: str, device: str, timed: bool = True) -> dict:
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     occ = torch.randint(0, cfg.num_classes, (preset.data.batch_size, timed_frames, *cfg.grid), device=dev)
+    poses = _still_poses(occ) if cfg.align_poses else None
     use_bf16 = dev.type == "cuda"
 
     def sync():
@@ -95,7 +153,7 @@ def measure(name: str, device: str, timed: bool = True) -> dict:
 
     def train_step():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss, _ = tokenizer_loss(model, occ, cfg)
+            loss, _ = tokenizer_loss(model, occ, cfg, poses)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -113,13 +171,13 @@ def measure(name: str, device: str, timed: bool = True) -> dict:
     sync()
     train_s = (time.perf_counter() - t0) / repeats
     model.eval()
-    clip = occ[:1]
+    clip, clip_poses = occ[:1], None if poses is None else poses[:1]
     with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-        model.decode(model.encode(clip).latent, timed_frames)
+        model.decode(model.encode(clip, clip_poses).latent, timed_frames, poses=clip_poses)
         sync()
         t0 = time.perf_counter()
         for _ in range(repeats):
-            model.decode(model.encode(clip).latent, timed_frames)
+            model.decode(model.encode(clip, clip_poses).latent, timed_frames, poses=clip_poses)
         sync()
         codec_s = (time.perf_counter() - t0) / repeats
     if dev.type == "cuda":
@@ -417,6 +475,10 @@ def main() -> None:
     sp.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--time-paper", action="store_true", help="also time the paper-size presets on CPU")
+    pr = sub.add_parser("precision", help="training-step time in fp32, bf16 autocast and channels_last")
+    pr.add_argument("--presets", nargs="+", default=["tiny-rvq", "tiny-vae"], choices=list(PRESETS))
+    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--repeats", type=int, default=5)
     one = sub.add_parser("one")
     one.add_argument("preset", choices=list(PRESETS))
     one.add_argument("--device", default="cpu")
@@ -440,6 +502,8 @@ def main() -> None:
         print(json.dumps(measure(args.preset, args.device, timed=not args.size_only)))
     elif args.what == "speed":
         speed(args)
+    elif args.what == "precision":
+        precision(args)
     elif args.what == "ablate":
         ablate(args)
     else:
