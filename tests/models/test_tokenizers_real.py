@@ -23,9 +23,11 @@ def test_real_frames_encode_decode_and_score(occ3d_frame_paths):
         cfg = replace(PRESETS[name].model, channels=8, latent_dim=8)
         torch.manual_seed(0)
         model = OccTokenizer(cfg).eval()
-        q = model.encode(occ)
+        # the aligned 4D preset takes the clip's poses: here the ego standing still (a format check)
+        poses = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1) if cfg.align_poses else None
+        q = model.encode(occ, poses)
         assert tuple(q.latent.shape[2:]) == model.latent_shape(2)
-        recon = model.reconstruct(occ)
+        recon = model.reconstruct(occ, poses)
         assert recon.shape == occ.shape and recon.dtype == torch.uint8 and int(recon.max()) <= 17
         metric = Occ3DMIoU(mask="camera")
         for f, pred in zip(frames, recon[0], strict=True):
