@@ -26,7 +26,7 @@ from pathlib import Path
 
 def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: int = 24,
          workers: int = 1, pictures: int = 4, train: bool = True, budget: float = 0.15,
-         tokenizer_budget: float = 0.3, steps: int = 20, gen_frames: int = 8, threads: int = 0) -> None:
+         tokenizer_budget: float = 0.6, steps: int = 20, gen_frames: int = 8, threads: int = 0) -> None:
     """Synthesize a small world, picture it, train tiny world models, forecast, generate, and view it.
 
     Args:

@@ -79,7 +79,7 @@ def write_viewer(path: Path, item: dict, forecasters: dict, *, steps: int, seed:
 
 
 def run_demo(out: Path, *, seed: int = 0, scenes: int = 4, frames: int = 24, workers: int = 1,
-             pictures: int = 4, train: bool = True, budget: float = 0.15, tokenizer_budget: float = 0.3,
+             pictures: int = 4, train: bool = True, budget: float = 0.15, tokenizer_budget: float = 0.6,
              steps: int = 20, gen_frames: int = 8, threads: int = 0,
              log: Callable[[str], None] = print) -> None:
     """Every stage of ``occ4d demo`` into ``out``, its text through ``log``; the arguments are the
