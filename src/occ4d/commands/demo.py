@@ -16,7 +16,7 @@
    trajectory condition, with a GIF of each generated clip;
 6. write a self-contained HTML viewer of one window: ground truth against the forecasts.
 
-At the default budget the whole demo took 11-14 minutes on a two-core CPU shared with another job.
+At the default budgets the whole demo took 18.8 minutes on one thread of a two-core CPU shared with another job.
 """
 
 from __future__ import annotations
