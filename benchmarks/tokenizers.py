@@ -282,61 +282,40 @@ def real_frames_figure(run: Path, real: Path) -> dict | None:
 
 
 def pooled_baseline(data: Path, factor: int = 4, split: str = "val") -> dict:
-    """The hand-written codec at a per-frame token grid (``factor`` 4: 16x, 8: 64x): every
-    ``factor`` x ``factor`` block of columns keeps, at each height, its most frequent class (ties
-    to the lower id), and decodes by repeating it. No training; the bar a learned tokenizer at
-    that grid must clear."""
-    import torch
-    import torch.nn.functional as F
+    """The hand-written block-mode codec (occ4d.models.tokenizers.baseline) on ``split``."""
+    from occ4d.models.tokenizers.baseline import block_mode_scores
 
-    from occ4d.core.vocab import OCC3D_VOCAB
-    from occ4d.data.index import load_index
-    from occ4d.io.occ3d import load_labels
-    from occ4d.metrics.semantic import Occ3DMIoU
-
-    metric = Occ3DMIoU(mask="none")
-    for rec in load_index(data, split):
-        occ = torch.from_numpy(load_labels(rec.path).semantics).long()  # (X, Y, Z)
-        onehot = F.one_hot(occ, OCC3D_VOCAB.num_classes).permute(2, 3, 0, 1).float()  # (Z, C, X, Y)
-        mode = F.avg_pool2d(onehot, factor).argmax(1)  # (Z, X / f, Y / f)
-        rec_occ = mode.repeat_interleave(factor, 1).repeat_interleave(factor, 2).permute(1, 2, 0)
-        metric.update(rec_occ.to(torch.uint8), occ.to(torch.uint8))
-    out = metric.compute()
-    return {"mIoU": out["mIoU"], "IoU": out["IoU_geometry"], "per_class": out["per_class"]}
+    return block_mode_scores(data, factor, split)
 
 
 def aligned_headroom(data: Path, frames: int = 8, split: str = "val") -> dict[str, dict]:
     """What one pose-aligned frame explains of the 4D presets' clips: the middle frame of every
     ``frames``-frame validation clip, warped to each frame of the clip with the known poses (no
     spatial compression: the ceiling of a tokenizer that stores the aligned scene and nothing that
-    moves), and the same with each 8x8 block reduced to its per-height mode (the 64x hand-written
+    moves), and the same with :func:`block_mode` 8x8 on the middle frame (the 64x hand-written
     codec on the aligned frame). Scored like the tokenizers (no mask)."""
     import torch
-    import torch.nn.functional as F
 
     from occ4d.core.vocab import OCC3D_VOCAB
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.metrics.semantic import Occ3DMIoU
-    from occ4d.models.tokenizers.align import reference_index, relative_xyyaw, resample
-
-    def block_mode(occ: torch.Tensor, f: int) -> torch.Tensor:  # (X, Y, Z) -> (X, Y, Z)
-        onehot = F.one_hot(occ.long(), OCC3D_VOCAB.num_classes).permute(2, 3, 0, 1).float()
-        mode = F.avg_pool2d(onehot, f).argmax(1)
-        return mode.repeat_interleave(f, 1).repeat_interleave(f, 2).permute(1, 2, 0)
+    from occ4d.models.columns import resample
+    from occ4d.models.tokenizers.align import reference_index, relative_xyyaw
+    from occ4d.models.tokenizers.baseline import block_mode
 
     ds = ClipDataset(load_index(data, split), past=frames, future=0, stride=frames, with_masks=False,
                      cache=False)
+    ref = reference_index(frames)
     rows = {"middle frame, warped": Occ3DMIoU(mask="none"), "its 8x8 mode, warped": Occ3DMIoU(mask="none")}
     for i in range(len(ds)):
         item = ds[i]
-        occ = item["semantics"].long()  # (T, X, Y, Z)
-        ref = reference_index(frames)
+        occ = item["semantics"]  # (T, X, Y, Z) uint8
         _, t_in_ref = relative_xyyaw(item["poses"][None], ref)  # (1, T, 3)
-        grids = (("middle frame, warped", occ[ref]), ("its 8x8 mode, warped", block_mode(occ[ref], 8)))
+        grids = (("middle frame, warped", occ[ref].long()), ("its 8x8 mode, warped", block_mode(occ[ref], 8)))
         for name, grid in grids:
             warped = resample(grid[None].expand(frames, *grid.shape), t_in_ref[0], OCC3D_VOCAB.free)
-            rows[name].update(warped.to(torch.uint8), occ.to(torch.uint8))
+            rows[name].update(warped.to(torch.uint8), occ)
     return {name: m.compute() for name, m in rows.items()}
 
 

@@ -10,8 +10,9 @@ import torch
 
 from occ4d.core.grid import OCC3D
 from occ4d.core.vocab import Occ3D
+from occ4d.models.columns import resample
 from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, tokenizer_loss
-from occ4d.models.tokenizers.align import IGNORE, align_clip, reference_index, resample, unalign_logits
+from occ4d.models.tokenizers.align import IGNORE, align_clip, reference_index, unalign_logits
 
 FREE = int(Occ3D.FREE)
 

@@ -327,3 +327,14 @@ def test_fsq_bound_penalty_pulls_back_saturated_latents():
     assert float(out.loss.detach()) == pytest.approx(9.0)  # (4 - 1)^2
     out.loss.backward()
     assert bool((big.grad > 0).all())  # descending the penalty shrinks |u|
+
+
+def test_block_mode_keeps_each_blocks_most_frequent_class_per_height():
+    from occ4d.models.tokenizers.baseline import block_mode
+
+    occ = torch.full((8, 8, 2), int(Occ3D.FREE))
+    occ[:3, :4, 0] = int(Occ3D.CAR)  # 12 of the top-left block's 16 columns at height 0
+    occ[0, 0, 1] = int(Occ3D.PEDESTRIAN)  # one column of 16: lost to free
+    out = block_mode(occ, 4)
+    assert bool((out[:4, :4, 0] == int(Occ3D.CAR)).all()) and bool((out[4:, :, 0] == int(Occ3D.FREE)).all())
+    assert bool((out[..., 1] == int(Occ3D.FREE)).all())

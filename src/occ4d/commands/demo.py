@@ -16,7 +16,8 @@
    trajectory condition, with a GIF of each generated clip;
 6. write a self-contained HTML viewer of one window: ground truth against the forecasts.
 
-At the default budgets the whole demo took 18.8 minutes on one thread of a two-core CPU shared with another job.
+At the default budgets the whole demo took 18.8 minutes on one thread of a two-core CPU shared
+with another job.
 """
 
 from __future__ import annotations
@@ -47,4 +48,5 @@ def demo(out: Path = Path("demo_out"), seed: int = 0, scenes: int = 4, frames: i
     from occ4d.demo.stages import run_demo
 
     run_demo(out, seed=seed, scenes=scenes, frames=frames, workers=workers, pictures=pictures, train=train,
-             budget=budget, tokenizer_budget=tokenizer_budget, steps=steps, gen_frames=gen_frames, threads=threads)
+             budget=budget, tokenizer_budget=tokenizer_budget, steps=steps, gen_frames=gen_frames,
+             threads=threads)

@@ -8,8 +8,9 @@ frame, reconstructs 8-frame clips to 62.92 mIoU / 82.33 IoU at full resolution (
 the tokens can go to the scene's layout. The encoder sees the aligned clip; the decoder's aligned
 logits are warped back to each frame, where columns the reference grid does not cover read free.
 
-Resampling is nearest-neighbour on column centres (:func:`occ4d.models.world.baselines.warp_grid`'s
-geometry), so labels stay labels and a static world aligns exactly where the frames overlap.
+Resampling is nearest-neighbour on column centres (:func:`occ4d.models.columns.resample`, the
+geometry ego-warp uses), so labels stay labels and a static world aligns exactly where the frames
+overlap.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.models.columns import resample
 
 IGNORE = 255  # label of aligned voxels that no frame's grid covered (not scored, not learned)
 
@@ -45,35 +47,6 @@ def relative_xyyaw(poses: torch.Tensor, ref: int) -> tuple[torch.Tensor, torch.T
         return torch.stack([m[..., 0, 3], m[..., 1, 3], torch.atan2(m[..., 1, 0], m[..., 0, 0])], -1)
 
     return xyyaw(ref_in_t), xyyaw(t_in_ref)
-
-
-def _source_index(pose: torch.Tensor, nx: int, ny: int, grid: GridSpec) -> tuple[torch.Tensor, ...]:
-    """For target-frame columns (X, Y): source indices (N, X, Y) and whether they lie inside."""
-    dev = pose.device
-    vx, vy = grid.voxel_size[0], grid.voxel_size[1]
-    cx = grid.range_min[0] + vx * (torch.arange(nx, device=dev, dtype=torch.float64) + 0.5)
-    cy = grid.range_min[1] + vy * (torch.arange(ny, device=dev, dtype=torch.float64) + 0.5)
-    qx, qy = torch.meshgrid(cx, cy, indexing="ij")
-    c, s = torch.cos(pose[:, 2])[:, None, None], torch.sin(pose[:, 2])[:, None, None]
-    px = c * qx - s * qy + pose[:, 0, None, None]
-    py = s * qx + c * qy + pose[:, 1, None, None]
-    ix = torch.floor((px - grid.range_min[0]) / vx).long()
-    iy = torch.floor((py - grid.range_min[1]) / vy).long()
-    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-    return ix.clamp(0, nx - 1), iy.clamp(0, ny - 1), inside
-
-
-def resample(values: torch.Tensor, pose: torch.Tensor, fill: torch.Tensor | float,
-             grid: GridSpec = OCC3D) -> torch.Tensor:
-    """Resample column data (N, X, Y, ...) into the frames ``pose`` (N, 3) names (the target
-    frame in the source frame); columns whose source is outside the grid take ``fill`` (a scalar,
-    or a tensor that broadcasts against the trailing dims). Differentiable in ``values``."""
-    n, nx, ny = values.shape[:3]
-    ix, iy, inside = _source_index(pose.to(values.device, torch.float64), nx, ny, grid)
-    bi = torch.arange(n, device=values.device)[:, None, None].expand_as(ix)
-    out = values[bi, ix, iy]
-    inside = inside.reshape(*inside.shape, *([1] * (values.ndim - 3)))
-    return torch.where(inside, out, torch.as_tensor(fill, dtype=values.dtype, device=values.device))
 
 
 def align_clip(occ: torch.Tensor, poses: torch.Tensor, grid: GridSpec = OCC3D) -> torch.Tensor:

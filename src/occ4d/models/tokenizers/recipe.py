@@ -18,7 +18,6 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from occ4d.core.errors import DataError
-from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB
 from occ4d.data.dataset import collate_clips
 from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, tokenizer_loss
@@ -98,7 +97,7 @@ PRESETS: dict[str, Preset] = {
                         patch=(2, 2, 2), latent_dim=64, train_crop=64, crop_focus=0.5, crop_focus_by="class",
                         **_OURS_512X, **_TINY),
         DataConfig(frames=8, batch_size=1), replace(_TINY_4D, lr=4e-3),
-        note="occ4d-512x at CPU size (pose-aligned, 4 residual codes per token), same budget as tiny-vqvae4d"),
+        note="occ4d-512x at CPU size (pose-aligned, 4 residual codes per token), budget of tiny-vqvae4d"),
     # Paper sizes (GPU).
     "occworld": Preset(
         TokenizerConfig(backbone="2d", bottleneck="vq", channels=64, channel_mult=(1, 2, 4), spatial_down=2,
@@ -157,12 +156,6 @@ def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor,
     return tokenizer_loss(model, batch["semantics"], cfg.model, poses)
 
 
-def _grid(model_cfg: TokenizerConfig) -> GridSpec:
-    if tuple(model_cfg.grid) == OCC3D.shape:
-        return OCC3D
-    return GridSpec("tokenizer", tuple(model_cfg.grid), OCC3D.voxel_size, OCC3D.range_min)
-
-
 def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
     """Reconstruction mIoU / IoU (no mask; camera mask when present), codebook use, throughput."""
     return reconstruction_scores(model, data, cfg, device)[0]
@@ -185,7 +178,7 @@ def reconstruction_scores(model: nn.Module, data: Dataset, cfg: TrainConfig, dev
     indices = list(range(dist.rank(), n, dist.world_size()))
     loader = DataLoader(torch.utils.data.Subset(data, indices), batch_size=cfg.data.batch_size,
                         num_workers=cfg.data.num_workers, collate_fn=collate_clips)
-    grid = _grid(mcfg)
+    grid = net.grid
     plain, camera = Occ3DMIoU(mask="none", grid=grid), Occ3DMIoU(mask="camera", grid=grid)
     has_camera = True
     counts = torch.zeros(max(mcfg.vocab_size, 1), dtype=torch.float64, device=device)

@@ -91,11 +91,7 @@ class OccTokenizer(nn.Module):
     # -- encode / decode ------------------------------------------------------------------------
     @property
     def grid(self) -> GridSpec:
-        """The geometry of ``config.grid``: Occ3D's, or a smaller grid with Occ3D's voxels."""
-        shape = tuple(self.config.grid)
-        if shape == OCC3D.shape:
-            return OCC3D
-        return GridSpec("tokenizer", shape, OCC3D.voxel_size, OCC3D.range_min)
+        return config_grid(self.config)
 
     def encode(self, occ: torch.Tensor, poses: torch.Tensor | None = None) -> Bottleneck:
         """occ (B, T, X, Y, Z) integer class ids -> bottleneck with latent (B, C, t, x, y).
@@ -169,6 +165,14 @@ class OccTokenizer(nn.Module):
         return self(occ, poses).logits.argmax(-1).to(torch.uint8)
 
 
+def config_grid(cfg: TokenizerConfig) -> GridSpec:
+    """The geometry of ``cfg.grid``: Occ3D's, or a smaller grid with Occ3D's voxels (tests)."""
+    shape = tuple(cfg.grid)
+    if shape == OCC3D.shape:
+        return OCC3D
+    return GridSpec("tokenizer", shape, OCC3D.voxel_size, OCC3D.range_min)
+
+
 def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """ENet-style weights 1 / ln(1.02 + f_c) from the class frequencies f_c of this batch.
 
@@ -232,9 +236,7 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig,
     if cfg.align_poses:
         if poses is None:
             raise ValueError("this tokenizer aligns each clip to its middle frame: the loss needs the poses")
-        grid = OCC3D if tuple(cfg.grid) == OCC3D.shape else GridSpec("tokenizer", tuple(cfg.grid),
-                                                                     OCC3D.voxel_size, OCC3D.range_min)
-        occ = align_clip(occ, poses, grid)
+        occ = align_clip(occ, poses, config_grid(cfg))
     if cfg.train_crop:
         objects = torch.tensor([int(c) for c in OCC3D_THINGS])
         occ = random_crop(occ, cfg.train_crop, cfg.spatial_stride, cfg.crop_focus, objects,

@@ -24,6 +24,7 @@ from torch import nn
 
 from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_VOCAB, Vocabulary
+from occ4d.models.columns import source_columns
 
 
 def warp_grid(
@@ -49,19 +50,9 @@ def warp_grid(
     """
     b, nx, ny, _ = occ.shape
     dev = occ.device
-    vx, vy = grid.voxel_size[0], grid.voxel_size[1]
-    cx = grid.range_min[0] + vx * (torch.arange(nx, device=dev, dtype=torch.float64) + 0.5)
-    cy = grid.range_min[1] + vy * (torch.arange(ny, device=dev, dtype=torch.float64) + 0.5)
-    qx, qy = torch.meshgrid(cx, cy, indexing="ij")  # (X, Y) target-frame centres
-    pose = pose.to(dev, torch.float64)
-    c, s = torch.cos(pose[:, 2])[:, None, None], torch.sin(pose[:, 2])[:, None, None]
-    px = c * qx - s * qy + pose[:, 0, None, None]  # (B, X, Y) in the source frame
-    py = s * qx + c * qy + pose[:, 1, None, None]
-    ix = torch.floor((px - grid.range_min[0]) / vx).long()
-    iy = torch.floor((py - grid.range_min[1]) / vy).long()
-    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+    ix, iy, inside = source_columns(pose.to(dev, torch.float64), nx, ny, grid)
     bi = torch.arange(b, device=dev)[:, None, None].expand_as(ix)
-    out = occ[bi, ix.clamp(0, nx - 1), iy.clamp(0, ny - 1)]  # (B, X, Y, Z)
+    out = occ[bi, ix, iy]  # (B, X, Y, Z)
     outside = torch.full_like(out, fill)
     if extrude:
         keep = torch.isin(out, torch.as_tensor(extrude, dtype=out.dtype, device=dev))
