@@ -17,7 +17,7 @@ from occ4d.data.camera_dataset import (
     prepare_views,
     transform_camera,
 )
-from occ4d.data.index import load_index
+from occ4d.data.index import load_frame, load_index
 from occ4d.synth.rig import camera_rig
 
 
@@ -79,6 +79,30 @@ def test_items_of_the_synthetic_world():
     assert torch.equal(item["images"], again["images"])
     first = ds[0]  # a scene's first frame repeats itself as its history
     assert torch.equal(first["images"][0], first["images"][1])
+
+
+def test_items_carry_image_semantics_and_the_openocc_flow():
+    """The rendered per-pixel classes go through the same crop as the image (255 where the crop
+    leaves the image or sees sky), and the flow is the keyframe's OpenOcc v2 twin's."""
+    from occ4d.data.index import openocc_twins
+
+    root = camera_world()
+    records = load_index(root, "train")
+    ds = CameraDataset(records, root, (64, 32), with_flow=True)
+    item = ds[3]
+    sem = item["image_semantics"]
+    assert sem.shape == (6, 32, 64) and sem.dtype == torch.uint8
+    known = sem[sem != 255]
+    assert known.numel() > 0.3 * sem.numel() and int(known.max()) < 18
+    # the road under the cameras is drivable surface (Occ3D 11) at the bottom rows
+    assert (sem[:, -1] == 11).float().mean() > 0.5
+    twin = openocc_twins([ds.frames[3][-1]])[0]
+    want = load_frame(twin).flow
+    assert torch.equal(item["flow"], torch.from_numpy(want.astype(np.float32)))
+    assert "flow" not in CameraDataset(records, root, (64, 32))[3]
+    # a crop jittered past the image edge has no target there
+    shifted = CameraDataset(records, root, (64, 32), train=True, seed=1, resize_range=(0.8, 0.8))[3]
+    assert (shifted["image_semantics"][:, :, -1] == 255).all()
 
 
 def test_missing_data_path_is_a_data_error():

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from occ4d.core.camera import Camera, CameraRig
 from occ4d.core.errors import DataError
 from occ4d.core.pose import invert_pose
-from occ4d.data.index import FrameRecord, group_by_scene, load_frame, resolve_path
+from occ4d.data.index import FrameRecord, group_by_scene, load_frame, openocc_twins, resolve_path
 from occ4d.io.images import image_size, load_camera_targets, load_image, rig_from_cams
 
 # ImageNet statistics, the usual normalisation of BEVDet-family inputs.
@@ -114,18 +114,21 @@ class CameraDataset(Dataset):
     ``sensor2ego`` (T, N, 4, 4), ``past2current`` (T, 4, 4) ego-to-ego transforms into the
     current frame, ``semantics`` (X, Y, Z) int64, ``mask_camera`` (X, Y, Z) bool, ``depth``
     (N, H, W) float32 of the current frame (0 = no target; zeros when the data has no depth
-    files), ``index`` and ``token``.
+    files), ``image_semantics`` (N, H, W) uint8 of the current frame (255 = no target; all 255
+    without depth files), ``index`` and ``token``; with ``with_flow``, also ``flow`` (X, Y, Z, 2)
+    float32 m/s from the keyframe's OpenOcc v2 labels beside its Occ3D ones, when they exist
+    (``occ4d synth`` writes both).
     """
 
     def __init__(self, records: Sequence[FrameRecord], root: str | Path, out_wh: tuple[int, int],
                  history: int = 0, train: bool = False, seed: int = 0,
                  resize_range: tuple[float, float] = (1.0, 1.0), crop_jitter: float = 0.0,
-                 with_depth: bool = True):
+                 with_depth: bool = True, with_flow: bool = False):
         self.root = Path(root)
         self.out_wh = (int(out_wh[0]), int(out_wh[1]))
         self.history, self.train, self.seed = int(history), bool(train), int(seed)
         self.resize_range, self.crop_jitter = tuple(resize_range), float(crop_jitter)
-        self.with_depth = with_depth
+        self.with_depth, self.with_flow = with_depth, with_flow
         self.frames: list[list[FrameRecord]] = []  # per item: history + current records
         for scene in group_by_scene(records).values():
             for i in range(len(scene)):
@@ -176,13 +179,24 @@ class CameraDataset(Dataset):
         if frame.mask_camera is not None:
             item["mask_camera"] = torch.from_numpy(frame.mask_camera.astype(bool))
         depth = np.zeros((len(rig), self.out_wh[1], self.out_wh[0]), np.float32)
+        sem = np.full(depth.shape, 255, np.uint8)
         if self.with_depth:
             for n, (p, cam) in enumerate(zip(paths, rig.cameras, strict=True)):
                 aux = p.with_suffix(".npz")
                 if aux.is_file():
-                    d, _ = load_camera_targets(aux, (cam.height, cam.width))
+                    d, s = load_camera_targets(aux, (cam.height, cam.width))
                     depth[n] = apply_transform(d, transforms[n], self.out_wh, nearest=True)
+                    # pixels the crop takes from outside the image are 0 after the transform: no target
+                    inside = apply_transform(np.ones_like(s), transforms[n], self.out_wh, nearest=True)
+                    cropped = apply_transform(s, transforms[n], self.out_wh, nearest=True)
+                    sem[n] = np.where(inside > 0, cropped, 255)
         item["depth"] = torch.from_numpy(depth)
+        item["image_semantics"] = torch.from_numpy(sem)
+        if self.with_flow and (twin := openocc_twins([cur])) is not None:
+            flow = load_frame(twin[0]).flow
+            if flow is None:
+                raise DataError(twin[0].path, "OpenOcc v2 labels without a 'flow' array")
+            item["flow"] = torch.from_numpy(np.asarray(flow, np.float32))
         return item
 
 

@@ -22,6 +22,7 @@ pairing results with them (PROTOCOLS §2.2).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -404,3 +405,20 @@ def _sorted_unique(records: list[FrameRecord], source: str, skip_bad: bool,
         last = (r.scene, r.timestamp)
         out.append(r)
     return out
+
+
+def openocc_twins(records: list[FrameRecord]) -> list[FrameRecord] | None:
+    """The records moved onto the OpenOcc v2 labels of the same keyframes: ``<root>/gts/<scene>/
+    <token>/labels.npz`` (or ``occ3d/``) becomes ``<root>/openocc_v2/<scene>/<token>/labels.npz``,
+    poses and timestamps kept. None unless every record is Occ3D in that layout and every twin
+    exists, so a partial tree is never mixed with another format."""
+    twins = []
+    for r in records:
+        parts = Path(r.path).parts
+        if r.fmt != "occ3d" or len(parts) < 4 or parts[-4] not in ("gts", "occ3d"):
+            return None
+        path = Path(r.path).parents[3] / "openocc_v2" / parts[-3] / parts[-2] / parts[-1]
+        if not path.is_file():
+            return None
+        twins.append(dataclasses.replace(r, path=path, fmt="openocc"))
+    return twins

@@ -13,15 +13,14 @@ nuScenes root with both trees or an ``occ4d synth`` world holds them, and says s
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from occ4d.data.index import openocc_twins
 from occ4d.evaluate.common import EvalArgs, as_tensor, fmt, gt_records, pairs
 
 if TYPE_CHECKING:
-    from occ4d.data.index import FrameRecord
+    pass
 
 
 def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
@@ -82,20 +81,3 @@ def eval_ray(args: EvalArgs, flow: bool = False) -> tuple[dict, list[list]]:
 
 def eval_flow(args: EvalArgs) -> tuple[dict, list[list]]:
     return eval_ray(args, flow=True)
-
-
-def openocc_twins(records: list[FrameRecord]) -> list[FrameRecord] | None:
-    """The records moved onto the OpenOcc v2 labels of the same keyframes: ``<root>/gts/<scene>/
-    <token>/labels.npz`` (or ``occ3d/``) becomes ``<root>/openocc_v2/<scene>/<token>/labels.npz``,
-    poses and timestamps kept. None unless every record is Occ3D in that layout and every twin
-    exists, so a partial tree is never mixed with another format."""
-    twins = []
-    for r in records:
-        parts = Path(r.path).parts
-        if r.fmt != "occ3d" or len(parts) < 4 or parts[-4] not in ("gts", "occ3d"):
-            return None
-        path = Path(r.path).parents[3] / "openocc_v2" / parts[-3] / parts[-2] / parts[-1]
-        if not path.is_file():
-            return None
-        twins.append(dataclasses.replace(r, path=path, fmt="openocc"))
-    return twins
