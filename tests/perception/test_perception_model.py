@@ -89,7 +89,16 @@ def _batch(cfg: PerceptionConfig, frames: int, seed: int = 0) -> dict:
             "intrinsics": k.expand(1, frames, 6, 3, 3), "sensor2ego": pose.expand(1, frames, 6, 4, 4),
             "past2current": torch.eye(4).expand(1, frames, 4, 4), "semantics": sem,
             "mask_camera": torch.ones(1, 200, 200, 16, dtype=torch.bool),
-            "depth": torch.rand(1, 6, h, w, generator=g) * 40}
+            "depth": torch.rand(1, 6, h, w, generator=g) * 40,
+            "image_semantics": torch.randint(0, 18, (1, 6, h, w), generator=g).to(torch.uint8),
+            "flow": _box_flow()}
+
+
+def _box_flow() -> torch.Tensor:
+    """The car box of :func:`_batch` moving at (3, -1) m/s, everything else still."""
+    flow = torch.zeros(1, 200, 200, 16, 2)
+    flow[:, 120:140, 90:110, 1:5] = torch.tensor([3.0, -1.0])
+    return flow
 
 
 REDUCED = dict(image_size=(64, 32), bev_stride=4, bev_channels=(16, 32), head_channels=8)
@@ -108,7 +117,7 @@ def test_every_preset_builds_and_trains_a_few_steps(name):
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(3 if name == "tiny" else 1):  # the ResNet-50 presets: one step keeps the budget
+    for _ in range(3 if name.startswith("tiny") else 1):  # the ResNet-50 presets: one step keeps the budget
         loss, stats = perception_loss(model, batch, cfg)
         opt.zero_grad()
         loss.backward()
@@ -116,7 +125,7 @@ def test_every_preset_builds_and_trains_a_few_steps(name):
         losses.append(float(loss.detach()))
         assert np.isfinite(stats["occ_loss"]) and np.isfinite(stats["depth_loss"])
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    if name == "tiny":
+    if name.startswith("tiny"):
         assert losses[-1] < losses[0]
     model.eval()
     pred = model.predict(batch["images"], batch["intrinsics"], batch["sensor2ego"], batch["past2current"])
@@ -143,3 +152,97 @@ def test_config_validation():
         PerceptionConfig(image_size=(100, 64))
     with pytest.raises(ValueError, match="bev_stride"):
         PerceptionConfig(bev_stride=3)
+    with pytest.raises(ValueError, match="feature_stride"):
+        PerceptionConfig(feature_stride=2)
+    with pytest.raises(ValueError, match="flow_weight"):
+        PerceptionConfig(flow_weight=-1.0)
+
+
+def test_seg_loss_reads_the_class_at_each_feature_pixel_centre():
+    """Logits that name the class at every stride-4 patch centre give ~0 loss; pixels off the
+    centres and 255 (sky, outside the image) do not count."""
+    from occ4d.models.perception.model import seg_loss
+
+    sem = torch.full((1, 1, 8, 8), 255, dtype=torch.uint8)
+    sem[0, 0, 2, 2], sem[0, 0, 2, 6], sem[0, 0, 6, 2] = 3, 11, 4  # three centres; (6, 6) stays 255
+    sem[0, 0, 0, 0] = 7  # off-centre: ignored
+    logits = torch.full((1, 1, 18, 2, 2), -20.0)
+    logits[0, 0, 3, 0, 0] = logits[0, 0, 11, 0, 1] = logits[0, 0, 4, 1, 0] = 20.0
+    assert float(seg_loss(logits, sem)) < 1e-6
+    wrong = logits.clone()
+    wrong[0, 0, 3, 0, 0], wrong[0, 0, 5, 0, 0] = -20.0, 20.0
+    # one of the three pixels is now off by 40 nats
+    assert float(seg_loss(wrong, sem)) == pytest.approx(40 / 3, rel=1e-4)
+    assert float(seg_loss(logits, torch.full_like(sem, 255))) == 0.0
+
+
+def test_flow_loss_counts_the_visible_voxels_of_the_flow_classes():
+    from occ4d.models.perception.model import flow_loss
+
+    sem = torch.full((1, 4, 4, 2), 17, dtype=torch.long)
+    sem[0, 0, 0, 0] = 4  # car (a flow class)
+    sem[0, 1, 1, 0] = 7  # pedestrian
+    sem[0, 2, 2, 0] = 15  # manmade: static class, its flow is not scored
+    sem[0, 3, 3, 0] = 4  # a car the cameras cannot see
+    gt = torch.zeros(1, 4, 4, 2, 2)
+    gt[0, 0, 0, 0] = torch.tensor([3.0, -1.0])
+    gt[0, 3, 3, 0] = torch.tensor([100.0, 0.0])
+    mask = torch.ones(1, 4, 4, 2, dtype=torch.bool)
+    mask[0, 3, 3] = False
+    pred = torch.zeros(1, 2, 4, 4)
+    pred[0, :, 2, 2] = 50.0  # wrong flow on the static voxel: ignored
+    assert float(flow_loss(pred, gt, sem, mask)) == pytest.approx((4.0 + 0.0) / 2)  # |3| + |-1| on the car
+    pred[0, :, 0, 0] = torch.tensor([3.0, -1.0])
+    assert float(flow_loss(pred, gt, sem, mask)) == 0.0
+    assert float(flow_loss(pred, gt, torch.full_like(sem, 17), mask)) == 0.0
+
+
+def test_flow_head_learns_a_moving_box_and_predicts_one_flow_per_column():
+    cfg = dataclasses.replace(PRESETS["tiny"].model, **REDUCED, depth_bins=8, context_channels=8,
+                              class_prior=False)
+    torch.manual_seed(0)
+    model = CameraOccupancy(cfg)
+    batch = _batch(cfg, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss, stats = perception_loss(model, batch, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = stats["flow_loss"] if first is None else first
+    assert stats["flow_loss"] < 0.5 * first and "seg_loss" in stats
+    model.eval()
+    labels, flow = model.predict_flow(batch["images"], batch["intrinsics"], batch["sensor2ego"],
+                                      batch["past2current"])
+    assert labels.shape == (1, 200, 200, 16) and flow.shape == (1, 200, 200, 16, 2)
+    assert torch.equal(flow, flow[:, :, :, :1].expand_as(flow))  # one velocity per column
+    assert "seg_logits" not in model(batch["images"], batch["intrinsics"], batch["sensor2ego"])
+    plain = CameraOccupancy(dataclasses.replace(cfg, flow_head=False, seg_weight=0.0))
+    assert plain.seg_head is None and plain.head.flow_out is None
+    with pytest.raises(ValueError, match="no flow head"):
+        plain.predict_flow(batch["images"], batch["intrinsics"], batch["sensor2ego"])
+
+
+def test_stride_4_features_and_lifted_semantics_reach_the_bev():
+    """At ``feature_stride`` 4 the FPN map is a quarter of the input; with ``lift_semantics`` the
+    BEV holds context + class channels, and the occupancy loss trains the image-semantics head
+    through the lift (without it, only the 2D loss reaches that head)."""
+    base = dataclasses.replace(PRESETS["tiny"].model, **REDUCED, depth_bins=8, context_channels=8,
+                               feature_stride=4, class_prior=False)
+    batch = _batch(base, 1)
+    for lift in (False, True):
+        cfg = dataclasses.replace(base, lift_semantics=lift)
+        torch.manual_seed(0)
+        model = CameraOccupancy(cfg)
+        w, h = cfg.image_size
+        bev, depth_logits, feats = model.frame_bev(batch["images"][:, 0], batch["intrinsics"][:, 0],
+                                                    batch["sensor2ego"][:, 0])
+        assert feats.shape[-2:] == (h // 4, w // 4) and depth_logits.shape[-2:] == (h // 4, w // 4)
+        assert bev.shape[1] == 8 + (18 if lift else 0)
+        out = model(batch["images"], batch["intrinsics"], batch["sensor2ego"])
+        out["logits"].float().mean().backward()  # an occupancy-only loss
+        grad = model.seg_head.weight.grad
+        assert (grad is not None and float(grad.abs().sum()) > 0) == lift
+    with pytest.raises(ValueError, match="needs seg_weight"):
+        dataclasses.replace(base, lift_semantics=True, seg_weight=0.0)

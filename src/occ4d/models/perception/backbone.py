@@ -2,8 +2,9 @@
 
 The ResNet is the torchvision layout (7x7 stem, max-pool, four stages at strides 4, 8, 16, 32,
 basic or bottleneck blocks, BatchNorm), so ResNet-18/34/50 shapes are a choice of ``layers``
-and ``block``. The FPN fuses stages 2-4 top-down and returns one map at ``out_stride`` (BEVDet
-uses the stride-16 level; a CPU model gains resolution at stride 8).
+and ``block``. The FPN fuses the stages from ``out_stride`` down to stride 32 top-down and
+returns one map at ``out_stride`` (BEVDet uses the stride-16 level; a CPU model gains
+resolution at stride 8 or 4, where small objects cover enough feature pixels).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Returns the stage outputs at strides 8, 16 and 32."""
+    """Returns the stage outputs at strides 4, 8, 16 and 32."""
 
     def __init__(self, *, block: str = "basic", layers: tuple[int, ...] = (2, 2, 2, 2),
                  widths: tuple[int, ...] = (64, 128, 256, 512), in_channels: int = 3):
@@ -62,24 +63,24 @@ class ResNet(nn.Module):
                 cin = w * cls.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
-        self.out_channels = tuple(w * cls.expansion for w in widths[1:])
+        self.out_channels = tuple(w * cls.expansion for w in widths)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)  # (B, C0, H/4, W/4)
         outs = []
-        for i, stage in enumerate(self.stages):
+        for stage in self.stages:
             x = stage(x)
-            if i > 0:
-                outs.append(x)  # strides 8, 16, 32
+            outs.append(x)  # strides 4, 8, 16, 32
         return outs
 
 
 class FPN(nn.Module):
-    """Top-down fusion of the stride-8/16/32 maps; returns the fused map at ``out_stride``."""
+    """Top-down fusion of the stride-4/8/16/32 maps from ``out_stride`` on; returns the fused map
+    at ``out_stride``."""
 
     def __init__(self, *, in_channels: tuple[int, ...], channels: int, out_stride: int = 16):
         super().__init__()
-        self.level = {8: 0, 16: 1, 32: 2}[out_stride]
+        self.level = {4: 0, 8: 1, 16: 2, 32: 3}[out_stride]
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels[self.level:])
         self.out = conv_bn(channels, channels, 3)
 

@@ -76,16 +76,29 @@ class BEVEncoder(nn.Module):
 
 
 class ChannelToHeight(nn.Module):
-    """BEV features (B, C, X', Y') -> class logits (B, classes, X, Y, Z) with X = X' * upsample."""
+    """BEV features (B, C, X', Y') -> class logits (B, classes, X, Y, Z) with X = X' * upsample.
 
-    def __init__(self, *, in_channels: int, channels: int, grid_z: int, num_classes: int, upsample: int):
+    With ``flow``, :meth:`flow` gives each output column's (vx, vy), (B, 2, X, Y), from the same
+    features: objects move as rigid columns, so one velocity per column is what the grid needs."""
+
+    def __init__(self, *, in_channels: int, channels: int, grid_z: int, num_classes: int, upsample: int,
+                 flow: bool = False):
         super().__init__()
         self.z, self.k, self.r = grid_z, num_classes, upsample
         self.body = conv_bn(in_channels, channels, 3)
         self.out = nn.Conv2d(channels, grid_z * num_classes * upsample * upsample, 1)
+        self.flow_out = (nn.Sequential(conv_bn(in_channels, channels, 3),
+                                       nn.Conv2d(channels, 2 * upsample ** 2, 1)) if flow else None)
 
     def forward(self, bev: Tensor) -> Tensor:
         x = self.out(self.body(bev))  # (B, Z*K*r*r, X', Y')
         if self.r > 1:
             x = F.pixel_shuffle(x, self.r)  # (B, Z*K, X, Y)
         return rearrange(x, "b (z k) x y -> b k x y z", z=self.z, k=self.k)
+
+    def flow(self, bev: Tensor) -> Tensor:
+        """(B, 2, X, Y) column velocities in m/s (needs ``flow=True``)."""
+        if self.flow_out is None:
+            raise ValueError("this head was built without a flow branch")
+        x = self.flow_out(bev)
+        return F.pixel_shuffle(x, self.r) if self.r > 1 else x

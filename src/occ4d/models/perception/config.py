@@ -15,7 +15,7 @@ class PerceptionConfig:
       ``resize_range`` and jitters the crop by ``crop_jitter`` (occ4d.data.camera_dataset).
     - backbone: ResNet with ``block`` ("basic" as ResNet-18/34, "bottleneck" as ResNet-50),
       ``layers`` blocks per stage and ``widths`` channels per stage (x4 for bottleneck);
-      the FPN fuses the stages at strides 8, 16, 32 into ``fpn_channels`` at ``feature_stride``.
+      the FPN fuses the stages from ``feature_stride`` (4, 8, 16 or 32) to 32 into ``fpn_channels``.
     - LSS: ``depth_bins`` bins from ``depth_min`` to ``depth_max`` metres (BEVDet: 1-45 m,
       0.5 m), ``context_channels`` features per bin; pooled into a BEV grid of the Occ3D extent
       at 0.4 m x ``bev_stride`` (200 x 200 when 1).
@@ -30,6 +30,12 @@ class PerceptionConfig:
       log-frequencies of the training split (Laplace ``prior_smoothing``; occ4d.models.perception.prior),
       a buffer computed when training starts and saved with the weights; the head's last layer
       starts at zero so the untrained model predicts the per-voxel most frequent class.
+    - image semantics: when ``seg_weight`` > 0, a 1x1 head on the image features predicts each
+      feature pixel's class and ``seg_weight`` x its cross-entropy against the rendered
+      per-pixel semantics joins the loss (dense 2D supervision the backbone learns from fast).
+    - flow: when ``flow_head``, the BEV head also predicts each column's (vx, vy) in m/s in the
+      current ego frame (occupancy flow, OpenOcc v2), trained with ``flow_weight`` x the L1 error
+      on the camera-visible voxels of the flow classes (vehicles, bicycles, pedestrians).
     """
 
     image_size: tuple[int, int] = (256, 128)
@@ -57,11 +63,15 @@ class PerceptionConfig:
     use_camera_mask: bool = True
     class_prior: bool = False
     prior_smoothing: float = 1.0
+    seg_weight: float = 0.0
+    lift_semantics: bool = False
+    flow_head: bool = False
+    flow_weight: float = 1.0
 
     def __post_init__(self) -> None:
         w, h = self.image_size
-        if self.feature_stride not in (8, 16, 32):
-            raise ValueError(f"feature_stride must be 8, 16 or 32, got {self.feature_stride}")
+        if self.feature_stride not in (4, 8, 16, 32):
+            raise ValueError(f"feature_stride must be 4, 8, 16 or 32, got {self.feature_stride}")
         if w % 32 or h % 32:
             raise ValueError(f"image_size {self.image_size} must be a multiple of 32")
         if self.block not in ("basic", "bottleneck") or len(self.layers) != 4 or len(self.widths) != 4:
@@ -74,6 +84,10 @@ class PerceptionConfig:
             raise ValueError("history >= 0, at least one BEV stage, free_class a valid class")
         if not 0 < self.resize_range[0] <= self.resize_range[1] or not 0 <= self.crop_jitter <= 1:
             raise ValueError("resize_range must be positive and ordered, crop_jitter in [0, 1]")
+        if self.seg_weight < 0 or self.flow_weight < 0:
+            raise ValueError(f"seg_weight, flow_weight must be >= 0: {self.seg_weight}, {self.flow_weight}")
+        if self.lift_semantics and self.seg_weight <= 0:
+            raise ValueError("lift_semantics lifts the image-semantics head: it needs seg_weight > 0")
         if self.prior_smoothing <= 0:
             raise ValueError(f"prior_smoothing must be positive, got {self.prior_smoothing}")
 

@@ -80,19 +80,24 @@ class LSSViewTransformer(nn.Module):
             nn.ReLU(inplace=True), nn.Conv2d(in_channels, depth_bins + context_channels, 1))
         self.bev_shape, self.range_min, self.range_max, self.cell = bev_shape, range_min, range_max, cell
 
-    def forward(self, feats: Tensor, intrinsics: Tensor, sensor2ego: Tensor, image_wh: tuple[int, int]
-                ) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, intrinsics: Tensor, sensor2ego: Tensor, image_wh: tuple[int, int],
+                extra: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``extra`` (B*N, E, h, w): more per-pixel features lifted beside the context (the image
+        class probabilities, when the model lifts them); the BEV then has C + E channels."""
         b, n, _, h, w = feats.shape
         x = self.depth_net(feats.flatten(0, 1))  # (B*N, D + C, h, w)
         depth_logits = x[:, : self.d]
         depth = depth_logits.softmax(dim=1)
         context = x[:, self.d:]
+        if extra is not None:
+            context = torch.cat([context, extra.to(context.dtype)], dim=1)
+        c = context.shape[1]
         # (B*N, h, w, D, C) -> (B, N, D, h, w, C): C features at each depth bin of each pixel
-        volume = torch.einsum("kdhw,kchw->kdhwc", depth, context).reshape(b, n, self.d, h, w, self.c)
+        volume = torch.einsum("kdhw,kchw->kdhwc", depth, context).reshape(b, n, self.d, h, w, c)
         pts = frustum((h, w), image_wh, self.depths.float())
         index, valid = bev_indices(pts, intrinsics.float(), sensor2ego.float(), bev_shape=self.bev_shape,
                                    range_min=self.range_min, range_max=self.range_max, cell=self.cell)
-        bev = bev_pool(volume.reshape(-1, self.c).float(), index, valid, b, self.bev_shape)
+        bev = bev_pool(volume.reshape(-1, c).float(), index, valid, b, self.bev_shape)
         return bev, depth_logits.reshape(b, n, self.d, h, w)
 
 

@@ -3,7 +3,10 @@
 images (B, T, N, 3, H, W) ─ ResNet + FPN ─► (B*T*N, C, h, w) ─ LSS (depth x context) ─► BEV (B, C, X', Y')
    past frames' BEVs warped into the current ego frame and fused (optional) ─► BEV encoder
    ─► channel-to-height head ─► logits (B, classes, X, Y, Z) on the Occ3D grid
-   (+ the per-voxel class log-prior of the training split, when the config asks for it).
+   (+ the per-voxel class log-prior of the training split, when the config asks for it)
+   [─► column flow (B, 2, X, Y) m/s, with the flow head]
+   [image features ─► 1x1 ─► per-pixel class logits, supervised by the rendered semantics;
+    their probabilities lifted beside the context when the config asks (semantic splatting)]
 """
 
 from __future__ import annotations
@@ -35,14 +38,15 @@ class CameraOccupancy(nn.Module):
             in_channels=cfg.fpn_channels, context_channels=cfg.context_channels, depth_bins=cfg.depth_bins,
             depth_min=cfg.depth_min, depth_max=cfg.depth_max, bev_shape=cfg.bev_shape,
             range_min=self.range_min, range_max=tuple(float(v) for v in OCC3D.range_max), cell=cell)
+        bev_in = cfg.context_channels + (cfg.num_classes if cfg.lift_semantics else 0)
         # Sum pooling makes BEV magnitudes scale with how many frustum points fall in a cell.
-        self.bev_norm = nn.BatchNorm2d(cfg.context_channels)
-        self.fusion = (TemporalFusion(channels=cfg.context_channels, history=cfg.history)
-                       if cfg.history else None)
-        self.encoder = BEVEncoder(in_channels=cfg.context_channels, channels=cfg.bev_channels,
-                                  out_channels=cfg.head_channels)
+        self.bev_norm = nn.BatchNorm2d(bev_in)
+        self.fusion = TemporalFusion(channels=bev_in, history=cfg.history) if cfg.history else None
+        self.encoder = BEVEncoder(in_channels=bev_in, channels=cfg.bev_channels, out_channels=cfg.head_channels)
         self.head = ChannelToHeight(in_channels=cfg.head_channels, channels=cfg.head_channels,
-                                    grid_z=cfg.grid_z, num_classes=cfg.num_classes, upsample=cfg.bev_stride)
+                                    grid_z=cfg.grid_z, num_classes=cfg.num_classes, upsample=cfg.bev_stride,
+                                    flow=cfg.flow_head)
+        self.seg_head = nn.Conv2d(cfg.fpn_channels, cfg.num_classes, 1) if cfg.seg_weight > 0 else None
         if cfg.class_prior:
             # (K, X, Y, Z) log p(class | voxel); uniform until set_prior (train start), then saved
             # with the weights. A zero last layer makes the untrained model predict the prior.
@@ -60,19 +64,23 @@ class CameraOccupancy(nn.Module):
             raise ValueError(f"prior of shape {tuple(log_prior.shape)}, expected {want}")
         self.prior_logits.copy_(log_prior)
 
-    def frame_bev(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor) -> tuple[Tensor, Tensor]:
-        """One frame: images (B, N, 3, H, W) -> BEV (B, C, X', Y') and depth logits (B, N, D, h, w)."""
+    def frame_bev(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+        """One frame: images (B, N, 3, H, W) -> BEV (B, C, X', Y'), depth logits (B, N, D, h, w)
+        and the image features (B, N, C', h, w)."""
         b, n, _, h, w = images.shape
-        feats = self.neck(self.backbone(images.flatten(0, 1)))  # (B*N, C, h', w')
-        feats = feats.unflatten(0, (b, n))
-        bev, depth_logits = self.view(feats, intrinsics, sensor2ego, (w, h))
-        return self.bev_norm(bev), depth_logits
+        flat = self.neck(self.backbone(images.flatten(0, 1)))  # (B*N, C, h', w')
+        feats = flat.unflatten(0, (b, n))
+        extra = self.seg_head(flat).softmax(dim=1) if self.config.lift_semantics else None
+        bev, depth_logits = self.view(feats, intrinsics, sensor2ego, (w, h), extra)
+        return self.bev_norm(bev), depth_logits, feats
 
     def forward(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor,
                 past2current: Tensor | None = None) -> dict[str, Tensor]:
         """``images`` (B, T, N, 3, H, W) with the current frame last (or (B, N, 3, H, W) for one
         frame); ``past2current`` (B, T, 4, 4). Returns ``logits`` (B, K, X, Y, Z) and
-        ``depth_logits`` (B, N, D, h, w) of the current frame."""
+        ``depth_logits`` (B, N, D, h, w) of the current frame, with the flow head ``flow``
+        (B, 2, X, Y) m/s, and with the image-semantics head ``seg_logits`` (B, N, K, h, w)."""
         if images.dim() == 5:
             images, intrinsics, sensor2ego = images[:, None], intrinsics[:, None], sensor2ego[:, None]
         hist = self.config.history
@@ -80,7 +88,7 @@ class CameraOccupancy(nn.Module):
             raise ValueError(f"the model fuses {hist} past frames; got {images.shape[1] - 1}")
         keep = slice(-hist - 1, None)
         images, intrinsics, sensor2ego = images[:, keep], intrinsics[:, keep], sensor2ego[:, keep]
-        bev, depth_logits = self.frame_bev(images[:, -1], intrinsics[:, -1], sensor2ego[:, -1])
+        bev, depth_logits, feats = self.frame_bev(images[:, -1], intrinsics[:, -1], sensor2ego[:, -1])
         if self.fusion is not None:
             if past2current is None:
                 raise ValueError("temporal fusion needs past2current (B, T, 4, 4)")
@@ -88,19 +96,37 @@ class CameraOccupancy(nn.Module):
             bevs = [bev]
             with torch.no_grad():  # past frames are context only (BEVDet4D detaches them too)
                 for t in range(hist - 1, -1, -1):
-                    past, _ = self.frame_bev(images[:, t], intrinsics[:, t], sensor2ego[:, t])
+                    past, _, _ = self.frame_bev(images[:, t], intrinsics[:, t], sensor2ego[:, t])
                     bevs.append(warp_bev(past, past2current[:, t], self.range_min[:2], self.cell))
             bev = self.fusion(bevs)
-        logits = self.head(self.encoder(bev))  # (B, K, X, Y, Z)
+        enc = self.encoder(bev)
+        logits = self.head(enc)  # (B, K, X, Y, Z)
         if self.config.class_prior:
             logits = logits.float() + self.prior_logits  # float32: the prior's fine differences survive bf16
-        return {"logits": logits, "depth_logits": depth_logits}
+        out = {"logits": logits, "depth_logits": depth_logits}
+        if self.config.flow_head:
+            out["flow"] = self.head.flow(enc).float()
+        if self.seg_head is not None and self.training:
+            out["seg_logits"] = self.seg_head(feats.flatten(0, 1)).unflatten(0, feats.shape[:2])
+        return out
 
     @torch.no_grad()
     def predict(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor,
                 past2current: Tensor | None = None) -> Tensor:
         """Class labels (B, X, Y, Z) uint8."""
         return self(images, intrinsics, sensor2ego, past2current)["logits"].argmax(1).to(torch.uint8)
+
+    @torch.no_grad()
+    def predict_flow(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor,
+                     past2current: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(labels (B, X, Y, Z) uint8, flow (B, X, Y, Z, 2) float32 m/s); the flow of a column is
+        the same at every height. Needs the flow head."""
+        if not self.config.flow_head:
+            raise ValueError("this perception model has no flow head (config.flow_head is False)")
+        out = self(images, intrinsics, sensor2ego, past2current)
+        labels = out["logits"].argmax(1).to(torch.uint8)
+        flow = out["flow"].permute(0, 2, 3, 1)[:, :, :, None, :].expand(-1, -1, -1, self.config.grid_z, -1)
+        return labels, flow.contiguous()
 
 
 def balanced_weights(labels: Tensor, num_classes: int) -> Tensor:
@@ -133,4 +159,43 @@ def perception_loss(model: nn.Module, batch: dict, config: PerceptionConfig
         dl = depth_loss(out["depth_logits"], target)
         loss = loss + config.depth_weight * dl
         stats["depth_loss"] = float(dl.detach())
+    if config.seg_weight > 0 and "seg_logits" in out and "image_semantics" in batch:
+        seg = seg_loss(out["seg_logits"], batch["image_semantics"])
+        loss = loss + config.seg_weight * seg
+        stats["seg_loss"] = float(seg.detach())
+    if config.flow_head and "flow" in batch:
+        fl = flow_loss(out["flow"], batch["flow"], gt, mask)
+        loss = loss + config.flow_weight * fl
+        stats["flow_loss"] = float(fl.detach())
     return loss, stats
+
+
+def seg_loss(seg_logits: Tensor, semantics: Tensor) -> Tensor:
+    """Cross-entropy of per-feature-pixel class logits (B, N, K, h, w) against rendered per-pixel
+    semantics (B, N, H, W) (255 = no target, e.g. sky), sampled at each feature pixel's centre."""
+    b, n, k, h, w = seg_logits.shape
+    hh, ww = semantics.shape[-2:]
+    sy, sx = hh // h, ww // w
+    target = semantics[..., sy // 2::sy, sx // 2::sx][..., :h, :w].long()  # (B, N, h, w)
+    logits = seg_logits.permute(0, 1, 3, 4, 2).reshape(-1, k).float()
+    t = target.reshape(-1)
+    ok = t < k
+    if not bool(ok.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[ok], t[ok])
+
+
+def flow_loss(flow: Tensor, gt_flow: Tensor, semantics: Tensor, mask: Tensor) -> Tensor:
+    """L1 error of the column flow (B, 2, X, Y) against the voxel flow (B, X, Y, Z, 2) on the
+    voxels of the flow classes inside ``mask`` (B, X, Y, Z); 0 when there are none."""
+    from occ4d.core.vocab import OCC3D_DYNAMIC
+
+    ids = torch.tensor([int(c) for c in OCC3D_DYNAMIC], device=semantics.device)
+    size = max(int(ids.max()), int(semantics.max())) + 1
+    dyn = torch.zeros(size, dtype=torch.bool, device=semantics.device)
+    dyn[ids] = True
+    sel = dyn[semantics] & mask  # (B, X, Y, Z)
+    if not bool(sel.any()):
+        return flow.sum() * 0.0
+    pred = flow.permute(0, 2, 3, 1)[:, :, :, None, :].expand_as(gt_flow)  # (B, X, Y, Z, 2)
+    return (pred[sel] - gt_flow[sel].float()).abs().sum(-1).mean()
