@@ -47,6 +47,7 @@ def evaluate(
     ckpt: Path | None = None,
     data: Path | None = None,
     regions: bool = False,
+    save: Path | None = None,
 ) -> dict:
     """Score predictions against ground truth with an official protocol and print a per-class table.
 
@@ -72,6 +73,9 @@ def evaluate(
             --split, default the run's val split).
         regions: forecast only: also score the columns each clip's current frame saw and the
             unseen rest (the area entering the grid) apart.
+        save: perception only: also write its predictions here, ``<token>.npz`` (Occ3D ids, for
+            eval occ|ray) and, with a flow head, ``openocc_v2/<scene>/<token>/labels.npz``
+            (OpenOcc ids and flow, for eval flow).
     """
     from rich.console import Console
     from rich.table import Table
@@ -85,7 +89,7 @@ def evaluate(
     try:
         ev = evaluate_predictions(kind, pred=pred, gt=gt, mask=mask, protocol=protocol,
                                   allow_missing=allow_missing, split=split, backend=backend, device=device,
-                                  ckpt=ckpt, data=data, regions=regions)
+                                  ckpt=ckpt, data=data, regions=regions, save=save)
     except DataError as e:  # one line on stderr, exit status 1, as every command
         raise SystemExit(f"occ4d eval {kind}: error: {e}") from e
     report, res = ev.report, ev.report["results"]

@@ -5,6 +5,8 @@ cam2ego or lidar2cam, lidar2ego, ego2global) through the restricted unpickler, p
 200 x 200 x 16 Occ3D grid with a perception run and writes:
 
 - ``DIR/<token>.npz``: the prediction (key ``arr_0``, the CVPR 2023 submission format);
+- with a flow head, ``DIR/openocc_v2/keyframe/<token>/labels.npz``: the same grid in OpenOcc v2
+  ids with its ``flow`` (m/s), the layout ``occ4d eval flow --pred DIR`` reads;
 - ``DIR/<token>.png``: the six input images in the nuScenes layout, with the keyframe's LiDAR
   points projected into them by the same calibration (coloured by depth), beside a top-down
   render of the prediction (occ4d.vis).
@@ -31,7 +33,7 @@ def perceive(ckpt: str, info: str, out: str, index: int = 0, device: str = "cpu"
     from occ4d.core.errors import DataError
     from occ4d.io.atomic import save_npz
     from occ4d.io.images import load_mmdet3d_keyframe
-    from occ4d.models.perception.perceived import predict_keyframe
+    from occ4d.models.perception.perceived import predict_keyframe, predict_keyframe_flow
     from occ4d.train.registry import load_model
     from occ4d.vis.layout import hstack, titled, vstack
     from occ4d.vis.topdown import save_png, topdown_rgb, upscale
@@ -43,8 +45,16 @@ def perceive(ckpt: str, info: str, out: str, index: int = 0, device: str = "cpu"
         points = kf.lidar_in_ego()
     except DataError as e:
         raise SystemExit(f"error: {e}") from e
-    pred = predict_keyframe(model, images, kf.rig, device)
     out_dir = Path(out)
+    flow_note = ""
+    if cfg.model.flow_head:
+        pred, flow = predict_keyframe_flow(model, images, kf.rig, device)
+        flow_path = write_openocc_prediction(out_dir, kf.token, pred, flow)
+        speed = np.linalg.norm(flow[..., 0, :], axis=-1)[(pred != cfg.model.free_class).any(-1)]
+        flow_note = (f"; flow in {flow_path} (median {np.median(speed) if speed.size else 0.0:.2f} m/s "
+                     "over occupied columns)")
+    else:
+        pred = predict_keyframe(model, images, kf.rig, device)
     save_npz(out_dir / f"{kf.token}.npz", True, pred)
 
     views = [titled(lidar_overlay(images[n], cam, points, width=400), cam.name)
@@ -58,7 +68,26 @@ def perceive(ckpt: str, info: str, out: str, index: int = 0, device: str = "cpu"
     pad = np.zeros((max(cams.shape[0] - top.shape[0], 0), top.shape[1], 3), np.uint8)
     save_png(out_dir / f"{kf.token}.png", hstack([cams, np.concatenate([top, pad])]))
     occupied = int((pred != cfg.model.free_class).sum())
-    print(f"wrote {out_dir / kf.token}.npz and .png: {pred.shape} grid, {occupied} occupied voxels")
+    print(f"wrote {out_dir / kf.token}.npz and .png: {pred.shape} grid, {occupied} occupied voxels"
+          + flow_note)
+
+
+def write_openocc_prediction(out_dir, token: str, labels, flow):
+    """``OUT/openocc_v2/keyframe/<token>/labels.npz``: Occ3D ``labels`` relabelled to OpenOcc v2
+    ids through the one mapping table (Occ3D "others" becomes free, as ``occ4d synth`` writes it)
+    with ``flow``; returns the path."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from occ4d.core.frame import Frame
+    from occ4d.io.convert import convert_frame
+    from occ4d.io.openocc import save_openocc
+
+    path = Path(out_dir) / "openocc_v2" / "keyframe" / token / "labels.npz"
+    openocc, _ = convert_frame(Frame(semantics=labels, flow=np.asarray(flow, np.float32)), "openocc")
+    save_openocc(path, openocc)
+    return path
 
 
 def lidar_overlay(image, cam, points_ego, width: int = 400):

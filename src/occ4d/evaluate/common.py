@@ -28,6 +28,7 @@ class EvalArgs:
     notes: list[str] = field(default_factory=list)
     ckpt: Path | None = None
     regions: bool = False
+    save: Path | None = None
 
 
 def progress(items, label: str):

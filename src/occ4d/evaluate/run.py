@@ -51,7 +51,7 @@ def eval_perception(args: EvalArgs) -> tuple[dict, list[list]]:
 
     if args.ckpt is None:
         raise SystemExit("occ4d eval perception needs --ckpt RUN (a run folder or checkpoint file)")
-    return eval_command(args.ckpt, args.gt, split=args.split, device=args.device)
+    return eval_command(args.ckpt, args.gt, split=args.split, device=args.device, save=args.save)
 
 
 HANDLERS: dict[str, Callable[[EvalArgs], tuple[dict, list[list]]]] = {
@@ -118,6 +118,7 @@ def evaluate_predictions(
     ckpt: Path | None = None,
     data: Path | None = None,
     regions: bool = False,
+    save: Path | None = None,
 ) -> Evaluation:
     """Score ``pred`` against ``gt`` (or, for tokenizer / perception, the run ``ckpt`` on ``data``)
     with ``kind``'s protocol; the options are ``occ4d eval``'s. Options that do not fit the kind
@@ -140,6 +141,8 @@ def evaluate_predictions(
         # Silently scoring without the mask asked for would report a different protocol.
         raise SystemExit(f"occ4d eval {kind}: --mask applies to occ only; the {kind} protocol uses no "
                          "visibility mask")
+    if save is not None and kind != "perception":
+        raise SystemExit(f"occ4d eval {kind}: --save applies to perception only")
     if regions and kind != "forecast":
         raise SystemExit(f"occ4d eval {kind}: --regions applies to forecast only")
     mask = mask or "camera"
@@ -150,7 +153,8 @@ def evaluate_predictions(
         device = str(dist.init(device))
     rank = dist.rank()
     args = EvalArgs(pred=Path(pred), gt=Path(gt), mask=mask, protocol=protocol, allow_missing=allow_missing,
-                    split=split, backend=backend, device=device, ckpt=ckpt, regions=regions)
+                    split=split, backend=backend, device=device, ckpt=ckpt, regions=regions,
+                    save=save)
     res, rows = HANDLERS[kind](args)
     if started:
         dist.shutdown()  # every process now holds the reduced result

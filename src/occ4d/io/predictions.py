@@ -25,15 +25,18 @@ PRED_KEYS = ("pred", "arr_0", "semantics")
 def index_predictions(pred_dir: Path, flow: bool = False) -> dict[str, Path]:
     """token -> prediction file, over every supported layout in ``pred_dir``.
 
-    With ``flow`` (the flow evaluation) an ``openocc_v2/`` tree is searched before ``gts/``: a data
-    root holding both (a nuScenes root, an ``occ4d synth`` world) keeps its flow only there."""
+    With ``flow`` (the flow evaluation) an ``openocc_v2/`` tree is searched first: a data root
+    holding both (a nuScenes root, an ``occ4d synth`` world) keeps its flow only there, and a
+    folder ``occ4d eval perception`` saved holds Occ3D ``<token>.npz`` beside OpenOcc v2 flow."""
     if not pred_dir.is_dir():
         raise DataError(pred_dir, "prediction folder not found")
     found: dict[str, Path] = {}
+    if flow:
+        for p in sorted(pred_dir.glob("openocc_v2/*/*/labels.npz")):
+            found.setdefault(p.parent.name, p)
     for p in sorted(pred_dir.glob("*.npz")):
-        found[p.stem] = p
-    trees = ("openocc_v2/*/*/labels.npz",) if flow else ()
-    for pattern in ("*/*/labels.npz", *trees, "gts/*/*/labels.npz"):
+        found.setdefault(p.stem, p)
+    for pattern in ("*/*/labels.npz", "gts/*/*/labels.npz"):
         for p in sorted(pred_dir.glob(pattern)):
             found.setdefault(p.parent.name, p)
     return found

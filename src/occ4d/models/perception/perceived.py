@@ -87,3 +87,18 @@ def predict_keyframe(model: CameraOccupancy, images: np.ndarray, rig, device: st
               for k in ("images", "intrinsics", "sensor2ego")]
     eye = torch.eye(4, device=dev).expand(1, t, 4, 4)
     return model.predict(*inputs, eye)[0].cpu().numpy()
+
+
+def predict_keyframe_flow(model: CameraOccupancy, images: np.ndarray, rig, device: str | torch.device = "cpu"
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (200, 200, 16) uint8, flow (200, 200, 16, 2) float32 m/s) as :func:`predict_keyframe`,
+    from a model with a flow head; with no past frames given, a temporal model sees a still scene."""
+    from occ4d.data.camera_dataset import prepare_views
+
+    views = prepare_views(images, rig, model.config.image_size)
+    t = model.config.history + 1
+    dev = torch.device(device)
+    inputs = [views[k][None, None].expand(1, t, *views[k].shape).to(dev)
+              for k in ("images", "intrinsics", "sensor2ego")]
+    labels, flow = model.predict_flow(*inputs, torch.eye(4, device=dev).expand(1, t, 4, 4))
+    return labels[0].cpu().numpy(), flow[0].cpu().numpy()
