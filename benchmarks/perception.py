@@ -1,16 +1,17 @@
 """Perception benchmarks: camera rendering cost, tiny-preset quality against a per-voxel baseline,
 the camera-input world model, and FPS / FLOPs / memory per preset.
 
-    python benchmarks/perception.py --data DIR --run RUN [--device cpu] [--fps-presets tiny]
+    python benchmarks/perception.py --data DIR --run RUN [RUN ...] [--device cpu] [--fps-presets tiny]
 
 DIR is a synthetic world written with ``occ4d synth --cameras`` and RUN a ``tiny`` run trained on
 it with ``occ4d train perception --preset tiny --data DIR --out RUN``. Tables:
 
 1. rendering: seconds per keyframe (six cameras) by image width, on one synthetic keyframe;
-2. quality on DIR's val split: Occ3D mIoU (camera mask, devkit) and RayIoU of the run, and of
-   the per-voxel most-frequent class of the training split (the baseline to beat);
-   per class: IoU (camera mask) and RayIoU (mean over its thresholds) of both, and the number
-   of ground-truth rays of each class;
+2. quality on DIR's val split: Occ3D mIoU (camera mask, devkit), RayIoU and, for runs with a
+   flow head, mAVE and Occ Score on OpenOcc v2 (both official variants) of each run, and of the
+   per-voxel most-frequent class of the training split with zero flow (the baseline to beat);
+   per class: IoU (camera mask) and RayIoU (mean over its thresholds) of all, the number of
+   ground-truth rays of each class, and the AVE of each flow class;
 3. forecasting (OccWorld protocol, GT trajectory): copy-last with ground-truth history and with
    history predicted from the cameras, and ``--forecaster RUN`` both ways when given;
 4. cost per preset as OccStudio reports it: parameters, forward GFLOPs (torch.utils.flop_counter,
@@ -55,34 +56,110 @@ def render_table(widths: list[int], seed: int = 0) -> list[tuple]:
     return rows
 
 
-def quality(data: Path, run: Path, device: str, pred_dir: Path) -> tuple[dict, dict, int, list[tuple]]:
-    """(run results, baseline results, val frames, per-class rows) on the val split."""
-    from occ4d.data.index import load_frame, load_index
-    from occ4d.metrics import Occ3DMIoU, RayIoU
-    from occ4d.models.perception.recipe import _origins, dataset, most_frequent_grid, perception_scores
+def quality(data: Path, runs: list[Path], device: str, pred_dir: Path
+            ) -> tuple[list[tuple[str, dict, dict]], int, list[tuple]]:
+    """([(label, summary, full results)] of each run and of the baseline, val frames, per-class
+    rows) on the val split; the first run's predictions are saved in ``pred_dir``."""
+    from occ4d.data.index import load_index
+    from occ4d.models.perception.recipe import FixedGrid, dataset, most_frequent_grid, perception_scores
     from occ4d.train.registry import load_model
 
-    model, cfg, _ = load_model(run, device=device)
+    results = []
+    for i, run in enumerate(runs):
+        model, cfg, _ = load_model(run, device=device)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), max_val_samples=0))
+        val = dataset(cfg, cfg.data.val_split)
+        save = pred_dir if i == 0 else None
+        ours, full = perception_scores(model, val, cfg, torch.device(device), save=save)
+        results.append((f"{cfg.preset} ({run.name})", ours, full))
+    # the baseline through the same scoring, with zero flow (a static world)
+    flow_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, flow_head=True))
+    base = FixedGrid(most_frequent_grid(load_index(data, cfg.data.train_split)), flow_cfg.model)
+    ours, full = perception_scores(base, val, flow_cfg, torch.device(device))
+    results.append(("most frequent class per voxel (train split), zero flow", ours, full))
+    rows = []
+    for name in results[0][2]["camera"]["per_class"]:
+        ious = [f"{r[2]['camera']['per_class'][name]:.2f}" for r in results]
+        rays = [f"{100 * _mean(r[2]['ray']['per_class'][name].values()):.2f}" for r in results]
+        rows.append((name, *ious, *rays, results[-1][2]["ray"]["gt_rays"][name]))
+    return results, len(val), rows
+
+
+def lift_grid(item: dict, prior: np.ndarray, stride: int, free: int = 17) -> np.ndarray:
+    """Headroom oracle: the ground-truth depth and class of every ``stride``-th pixel of the
+    network input (its centre pixel), lifted into the grid over ``prior``: the voxel a pixel's
+    depth lands in takes its class, and the voxels its ray crosses before that become free. What
+    a camera model with perfect depth and perfect image semantics at that resolution would see."""
+    from occ4d.core.grid import OCC3D
+
+    grid = prior.copy()
+    depth = item["depth"].numpy()[:, stride // 2::stride, stride // 2::stride]  # (N, h, w)
+    sem = item["image_semantics"].numpy()[:, stride // 2::stride, stride // 2::stride]
+    n, h, w = depth.shape
+    v, u = np.meshgrid(np.arange(h) * stride + stride // 2 + 0.5, np.arange(w) * stride + stride // 2 + 0.5,
+                       indexing="ij")
+    pix = np.stack([u, v, np.ones_like(u)], -1)  # (h, w, 3)
+    lo, size = np.asarray(OCC3D.range_min), np.asarray(OCC3D.voxel_size)
+    shape = np.asarray(OCC3D.shape)
+
+    def cells(pts):
+        idx = np.floor((pts - lo) / size).astype(int)
+        ok = ((idx >= 0) & (idx < shape)).all(-1)
+        return idx[ok]
+
+    for c in range(n):
+        k, e = item["intrinsics"][-1, c].numpy(), item["sensor2ego"][-1, c].numpy()
+        rays = pix @ np.linalg.inv(k).T @ e[:3, :3].T  # (h, w, 3) ego-frame direction per unit depth
+        d, cls = depth[c], sem[c]
+        hit = (d > 0) & (cls < free)
+        for f in np.arange(0.0, 1.0, 0.02):  # carve the free space in front of each surface
+            t = d * f
+            near = (d > 0) & (t < d - 0.3)
+            idx = cells(e[:3, 3] + rays[near] * t[near][:, None])
+            grid[idx[:, 0], idx[:, 1], idx[:, 2]] = free
+        pts = e[:3, 3] + rays[hit] * d[hit][:, None]
+        lab = cls[hit]
+        idx = np.floor((pts - lo) / size).astype(int)
+        ok = ((idx >= 0) & (idx < shape)).all(-1)
+        grid[idx[ok, 0], idx[ok, 1], idx[ok, 2]] = lab[ok]
+    return grid
+
+
+def cfg_stride(run: Path) -> int:
+    from occ4d.train.registry import load_model
+
+    return load_model(run)[1].model.feature_stride
+
+
+def lift_rows(data: Path, run: Path, strides: list[int]) -> list[tuple]:
+    """Headroom rows: :func:`lift_grid` at each stride over the most-frequent-class prior, scored
+    as the models are (mIoU camera mask, RayIoU) on the val split."""
+    from occ4d.data.index import load_index
+    from occ4d.metrics import Occ3DMIoU, RayIoU
+    from occ4d.models.perception.recipe import _origins, dataset, most_frequent_grid
+    from occ4d.train.registry import load_model
+
+    _, cfg, _ = load_model(run)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), max_val_samples=0))
     val = dataset(cfg, cfg.data.val_split)
-    ours, full = perception_scores(model, val, cfg, torch.device(device), save=pred_dir)
-    base = most_frequent_grid(load_index(data, cfg.data.train_split))
-    miou, ray = Occ3DMIoU(mask="camera"), RayIoU()
+    prior = most_frequent_grid(load_index(data, cfg.data.train_split))
     origins = _origins(val)
-    for r in load_index(data, cfg.data.val_split):
-        f = load_frame(r)
-        miou.update(base, f.semantics, mask_camera=f.mask_camera)
-        ray.update(base, f.semantics, origins[r.token])
-    m, rr = miou.compute(), ray.compute()
-    baseline = {"mIoU": m["mIoU"], "IoU": m["IoU_geometry"], "RayIoU": 100 * rr["RayIoU"],
-                "RayIoU@1": 100 * rr["RayIoU@1"], "RayIoU@2": 100 * rr["RayIoU@2"],
-                "RayIoU@4": 100 * rr["RayIoU@4"]}
     rows = []
-    for name, iou in full["camera"]["per_class"].items():
-        rays = [_mean(r["per_class"][name].values()) for r in (full["ray"], rr)]
-        rows.append((name, f"{iou:.2f}", f"{m['per_class'][name]:.2f}", *(f"{100 * v:.2f}" for v in rays),
-                     rr["gt_rays"][name]))
-    return ours, baseline, len(val), rows
+    for stride in strides:
+        miou, ray = Occ3DMIoU(mask="camera"), RayIoU()
+        cars = []
+        for i in range(len(val)):
+            item = val[i]
+            grid = lift_grid(item, prior, stride)
+            gt = item["semantics"].numpy().astype(np.uint8)
+            miou.update(grid, gt, mask_camera=item["mask_camera"].numpy(), source=item["token"])
+            ray.update(grid, gt, origins[item["token"]], source=item["token"])
+        m, r = miou.compute(), ray.compute()
+        cars = 100 * _mean(r["per_class"]["car"].values())
+        w, h = cfg.model.image_size
+        rows.append((f"GT depth + classes of every {stride}-th pixel of {w}x{h}, over the prior",
+                     f"{m['mIoU']:.2f}", f"{m['IoU_geometry']:.2f}", f"{100 * r['RayIoU']:.2f}", f"{cars:.2f}"))
+    return rows
 
 
 def _mean(values) -> float:
@@ -191,14 +268,17 @@ def show(title: str, head: tuple, rows: list[tuple]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, help="synthetic world with cameras (occ4d synth --cameras)")
-    ap.add_argument("--run", type=Path, help="a tiny perception run trained on --data")
+    ap.add_argument("--run", type=Path, nargs="*", default=[],
+                    help="perception runs trained on --data (the first one feeds the forecasting table)")
     ap.add_argument("--forecaster", default="", help="also a forecaster run (occ4d train worldmodel)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--widths", type=int, nargs="*", default=[352, 704])
-    ap.add_argument("--presets", nargs="*", default=["tiny", "r50", "r50-4d"])
+    ap.add_argument("--presets", nargs="*", default=["tiny", "tiny-4d", "r50", "r50-4d", "r50-4d-flow"])
     ap.add_argument("--fps-presets", nargs="*", default=["tiny"],
                     help="presets to time (the rest: FLOPs only)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--headroom", action="store_true",
+                    help="also the oracle rows: ground-truth depth and classes lifted into the grid")
     ap.add_argument("--no-forecast", action="store_true",
                     help="stop after the quality tables (no forecasting or cost tables)")
     args = ap.parse_args()
@@ -209,19 +289,31 @@ def main() -> None:
          ("image", "s/keyframe", "Mpix/s"), render_table(args.widths))
     if args.data and args.run:
         with tempfile.TemporaryDirectory() as tmp:
-            ours, base, n, per_class = quality(args.data, args.run, args.device, Path(tmp))
+            results, n, per_class = quality(args.data, args.run, args.device, Path(tmp))
             keys = ("mIoU", "IoU", "RayIoU", "RayIoU@1", "RayIoU@2", "RayIoU@4")
-            show(f"quality on the val split ({n} keyframes; percent)", ("model", *keys),
-                 [("tiny (cameras)", *(f"{ours[k]:.2f}" for k in keys)),
-                  ("most frequent class per voxel (train split)", *(f"{base[k]:.2f}" for k in keys))])
-            show("per class on the val split (IoU: camera mask; RayIoU: mean over 1/2/4 m)",
-                 ("class", "IoU tiny", "IoU baseline", "RayIoU tiny", "RayIoU baseline", "GT rays"),
+            flow_keys = ("mAVE", "OccScore", "mAVE_all", "OccScore_all")
+            show(f"quality on the val split ({n} keyframes; percent; mAVE in m/s on OpenOcc v2, tp@2m and "
+                 "all-valid-rays)", ("model", *keys, *flow_keys),
+                 [(label, *(f"{r[k]:.2f}" for k in keys),
+                   *(f"{r[k]:.3f}" if k in r else "-" for k in flow_keys)) for label, r, _ in results])
+            labels = [f"m{i}" for i in range(len(results) - 1)] + ["base"]
+            show("per class on the val split (IoU: camera mask; RayIoU: mean over 1/2/4 m); "
+                 + ", ".join(f"{t} = {r[0]}" for t, r in zip(labels, results, strict=True)),
+                 ("class", *(f"IoU {t}" for t in labels), *(f"RayIoU {t}" for t in labels), "GT rays"),
                  per_class)
+            flow_rows = [(name, *(f"{r[2]['flow']['per_class_AVE'].get(name, float('nan')):.3f}"
+                                  if "flow" in r[2] else "-" for r in results))
+                         for name in results[-1][2]["flow"]["per_class_AVE"]]
+            show("AVE per flow class (m/s, tp@2m; nan: no true-positive ray)", ("class", *labels), flow_rows)
+            if args.headroom:
+                show("headroom on the val split (oracle rows; percent)",
+                     ("oracle", "mIoU", "IoU", "RayIoU", "car RayIoU"),
+                     lift_rows(args.data, args.run[0], [1, cfg_stride(args.run[0])]))
             if args.no_forecast:
                 return
             show("forecasting (OccWorld protocol, GT trajectory, val split)",
                  ("forecaster", "history", "mIoU 1s", "mIoU 2s", "mIoU 3s", "mIoU avg", "IoU avg"),
-                 forecast_rows(args.data, args.run, Path(tmp), args.forecaster, args.device))
+                 forecast_rows(args.data, args.run[0], Path(tmp), args.forecaster, args.device))
     show(f"cost per preset (batch 1, six cameras; FPS and memory on {args.device})",
          ("preset", "input", "params (M)", "GFLOPs", "FPS", "peak memory"),
          cost_table(args.presets, args.fps_presets, args.device))
