@@ -147,7 +147,6 @@ def lift_rows(data: Path, run: Path, strides: list[int]) -> list[tuple]:
     rows = []
     for stride in strides:
         miou, ray = Occ3DMIoU(mask="camera"), RayIoU()
-        cars = []
         for i in range(len(val)):
             item = val[i]
             grid = lift_grid(item, prior, stride)
@@ -308,7 +307,7 @@ def main() -> None:
             if args.headroom:
                 show("headroom on the val split (oracle rows; percent)",
                      ("oracle", "mIoU", "IoU", "RayIoU", "car RayIoU"),
-                     lift_rows(args.data, args.run[0], [1, cfg_stride(args.run[0])]))
+                     lift_rows(args.data, args.run[0], sorted({1, 4, 8, cfg_stride(args.run[0])})))
             if args.no_forecast:
                 return
             show("forecasting (OccWorld protocol, GT trajectory, val split)",

@@ -218,7 +218,8 @@ def test_flow_head_learns_a_moving_box_and_predicts_one_flow_per_column():
     assert labels.shape == (1, 200, 200, 16) and flow.shape == (1, 200, 200, 16, 2)
     assert torch.equal(flow, flow[:, :, :, :1].expand_as(flow))  # one velocity per column
     assert "seg_logits" not in model(batch["images"], batch["intrinsics"], batch["sensor2ego"])
-    plain = CameraOccupancy(dataclasses.replace(cfg, flow_head=False, seg_weight=0.0))
+    plain = CameraOccupancy(dataclasses.replace(cfg, flow_head=False, seg_weight=0.0,
+                                                lift_semantics=False))
     assert plain.seg_head is None and plain.head.flow_out is None
     with pytest.raises(ValueError, match="no flow head"):
         plain.predict_flow(batch["images"], batch["intrinsics"], batch["sensor2ego"])

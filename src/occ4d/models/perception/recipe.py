@@ -42,7 +42,7 @@ _R50_OPTIM = OptimConfig(lr=1e-4, weight_decay=1e-2, total_samples=28_130 * 24, 
 _TINY = PerceptionConfig(image_size=(256, 128), resize_range=(0.94, 1.08), crop_jitter=0.5, block="basic",
                          layers=(1, 1, 1, 1), widths=(32, 64, 128, 256), fpn_channels=64, feature_stride=8,
                          depth_bins=44, context_channels=32, bev_stride=2, bev_channels=(64, 128),
-                         head_channels=32, class_prior=True, seg_weight=1.0, flow_head=True)
+                         head_channels=32, class_prior=True, seg_weight=1.0, lift_semantics=True, flow_head=True)
 _TINY_OPTIM = OptimConfig(lr=2e-3, total_samples=3000, warmup_samples=50, ema_decay=0.995)
 
 PRESETS: dict[str, Preset] = {
