@@ -103,9 +103,9 @@ def lift_grid(item: dict, prior: np.ndarray, stride: int, free: int = 17) -> np.
     shape = np.asarray(OCC3D.shape)
 
     def cells(pts):
+        """Voxel indices of ``pts`` and which of them lie inside the grid."""
         idx = np.floor((pts - lo) / size).astype(int)
-        ok = ((idx >= 0) & (idx < shape)).all(-1)
-        return idx[ok]
+        return idx, ((idx >= 0) & (idx < shape)).all(-1)
 
     for c in range(n):
         k, e = item["intrinsics"][-1, c].numpy(), item["sensor2ego"][-1, c].numpy()
@@ -115,13 +115,10 @@ def lift_grid(item: dict, prior: np.ndarray, stride: int, free: int = 17) -> np.
         for f in np.arange(0.0, 1.0, 0.02):  # carve the free space in front of each surface
             t = d * f
             near = (d > 0) & (t < d - 0.3)
-            idx = cells(e[:3, 3] + rays[near] * t[near][:, None])
-            grid[idx[:, 0], idx[:, 1], idx[:, 2]] = free
-        pts = e[:3, 3] + rays[hit] * d[hit][:, None]
-        lab = cls[hit]
-        idx = np.floor((pts - lo) / size).astype(int)
-        ok = ((idx >= 0) & (idx < shape)).all(-1)
-        grid[idx[ok, 0], idx[ok, 1], idx[ok, 2]] = lab[ok]
+            idx, ok = cells(e[:3, 3] + rays[near] * t[near][:, None])
+            grid[idx[ok, 0], idx[ok, 1], idx[ok, 2]] = free
+        idx, ok = cells(e[:3, 3] + rays[hit] * d[hit][:, None])
+        grid[idx[ok, 0], idx[ok, 1], idx[ok, 2]] = cls[hit][ok]
     return grid
 
 
@@ -157,7 +154,8 @@ def lift_rows(data: Path, run: Path, strides: list[int]) -> list[tuple]:
         cars = 100 * _mean(r["per_class"]["car"].values())
         w, h = cfg.model.image_size
         rows.append((f"GT depth + classes of every {stride}-th pixel of {w}x{h}, over the prior",
-                     f"{m['mIoU']:.2f}", f"{m['IoU_geometry']:.2f}", f"{100 * r['RayIoU']:.2f}", f"{cars:.2f}"))
+                     f"{m['mIoU']:.2f}", f"{m['IoU_geometry']:.2f}", f"{100 * r['RayIoU']:.2f}",
+                     f"{cars:.2f}"))
     return rows
 
 

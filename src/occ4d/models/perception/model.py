@@ -42,7 +42,8 @@ class CameraOccupancy(nn.Module):
         # Sum pooling makes BEV magnitudes scale with how many frustum points fall in a cell.
         self.bev_norm = nn.BatchNorm2d(bev_in)
         self.fusion = TemporalFusion(channels=bev_in, history=cfg.history) if cfg.history else None
-        self.encoder = BEVEncoder(in_channels=bev_in, channels=cfg.bev_channels, out_channels=cfg.head_channels)
+        self.encoder = BEVEncoder(in_channels=bev_in, channels=cfg.bev_channels,
+                                  out_channels=cfg.head_channels)
         self.head = ChannelToHeight(in_channels=cfg.head_channels, channels=cfg.head_channels,
                                     grid_z=cfg.grid_z, num_classes=cfg.num_classes, upsample=cfg.bev_stride,
                                     flow=cfg.flow_head)
@@ -65,15 +66,19 @@ class CameraOccupancy(nn.Module):
         self.prior_logits.copy_(log_prior)
 
     def frame_bev(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor
-                  ) -> tuple[Tensor, Tensor, Tensor]:
+                  ) -> tuple[Tensor, Tensor, Tensor | None]:
         """One frame: images (B, N, 3, H, W) -> BEV (B, C, X', Y'), depth logits (B, N, D, h, w)
-        and the image features (B, N, C', h, w)."""
+        and the image class logits (B, N, K, h, w) when the model lifts them or trains the
+        image-semantics head (else None)."""
         b, n, _, h, w = images.shape
         flat = self.neck(self.backbone(images.flatten(0, 1)))  # (B*N, C, h', w')
         feats = flat.unflatten(0, (b, n))
-        extra = self.seg_head(flat).softmax(dim=1) if self.config.lift_semantics else None
+        seg = None
+        if self.seg_head is not None and (self.config.lift_semantics or self.training):
+            seg = self.seg_head(flat)  # (B*N, K, h', w')
+        extra = seg.softmax(dim=1) if self.config.lift_semantics else None
         bev, depth_logits = self.view(feats, intrinsics, sensor2ego, (w, h), extra)
-        return self.bev_norm(bev), depth_logits, feats
+        return self.bev_norm(bev), depth_logits, None if seg is None else seg.unflatten(0, (b, n))
 
     def forward(self, images: Tensor, intrinsics: Tensor, sensor2ego: Tensor,
                 past2current: Tensor | None = None) -> dict[str, Tensor]:
@@ -88,7 +93,7 @@ class CameraOccupancy(nn.Module):
             raise ValueError(f"the model fuses {hist} past frames; got {images.shape[1] - 1}")
         keep = slice(-hist - 1, None)
         images, intrinsics, sensor2ego = images[:, keep], intrinsics[:, keep], sensor2ego[:, keep]
-        bev, depth_logits, feats = self.frame_bev(images[:, -1], intrinsics[:, -1], sensor2ego[:, -1])
+        bev, depth_logits, seg_logits = self.frame_bev(images[:, -1], intrinsics[:, -1], sensor2ego[:, -1])
         if self.fusion is not None:
             if past2current is None:
                 raise ValueError("temporal fusion needs past2current (B, T, 4, 4)")
@@ -106,8 +111,8 @@ class CameraOccupancy(nn.Module):
         out = {"logits": logits, "depth_logits": depth_logits}
         if self.config.flow_head:
             out["flow"] = self.head.flow(enc).float()
-        if self.seg_head is not None and self.training:
-            out["seg_logits"] = self.seg_head(feats.flatten(0, 1)).unflatten(0, feats.shape[:2])
+        if seg_logits is not None and self.training:
+            out["seg_logits"] = seg_logits
         return out
 
     @torch.no_grad()
@@ -191,10 +196,7 @@ def flow_loss(flow: Tensor, gt_flow: Tensor, semantics: Tensor, mask: Tensor) ->
     from occ4d.core.vocab import OCC3D_DYNAMIC
 
     ids = torch.tensor([int(c) for c in OCC3D_DYNAMIC], device=semantics.device)
-    size = max(int(ids.max()), int(semantics.max())) + 1
-    dyn = torch.zeros(size, dtype=torch.bool, device=semantics.device)
-    dyn[ids] = True
-    sel = dyn[semantics] & mask  # (B, X, Y, Z)
+    sel = torch.isin(semantics, ids) & mask  # (B, X, Y, Z)
     if not bool(sel.any()):
         return flow.sum() * 0.0
     pred = flow.permute(0, 2, 3, 1)[:, :, :, None, :].expand_as(gt_flow)  # (B, X, Y, Z, 2)

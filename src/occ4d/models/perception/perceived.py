@@ -78,21 +78,19 @@ def predict_keyframe(model: CameraOccupancy, images: np.ndarray, rig, device: st
     """Labels (200, 200, 16) uint8 from one keyframe's images (N, H, W, 3) and calibrated rig
     (real or synthetic), with the evaluation transform of the model's input size. A model with
     temporal fusion sees the frame repeated as its own history (no past frames are given)."""
-    from occ4d.data.camera_dataset import prepare_views
-
-    views = prepare_views(images, rig, model.config.image_size)
-    t = model.config.history + 1
-    dev = torch.device(device)
-    inputs = [views[k][None, None].expand(1, t, *views[k].shape).to(dev)
-              for k in ("images", "intrinsics", "sensor2ego")]
-    eye = torch.eye(4, device=dev).expand(1, t, 4, 4)
-    return model.predict(*inputs, eye)[0].cpu().numpy()
+    return model.predict(*_keyframe_inputs(model, images, rig, device))[0].cpu().numpy()
 
 
 def predict_keyframe_flow(model: CameraOccupancy, images: np.ndarray, rig, device: str | torch.device = "cpu"
                           ) -> tuple[np.ndarray, np.ndarray]:
     """(labels (200, 200, 16) uint8, flow (200, 200, 16, 2) float32 m/s) as :func:`predict_keyframe`,
     from a model with a flow head; with no past frames given, a temporal model sees a still scene."""
+    labels, flow = model.predict_flow(*_keyframe_inputs(model, images, rig, device))
+    return labels[0].cpu().numpy(), flow[0].cpu().numpy()
+
+
+def _keyframe_inputs(model: CameraOccupancy, images: np.ndarray, rig, device) -> list[torch.Tensor]:
+    """The model's four inputs for one keyframe, repeated as its own history."""
     from occ4d.data.camera_dataset import prepare_views
 
     views = prepare_views(images, rig, model.config.image_size)
@@ -100,5 +98,4 @@ def predict_keyframe_flow(model: CameraOccupancy, images: np.ndarray, rig, devic
     dev = torch.device(device)
     inputs = [views[k][None, None].expand(1, t, *views[k].shape).to(dev)
               for k in ("images", "intrinsics", "sensor2ego")]
-    labels, flow = model.predict_flow(*inputs, torch.eye(4, device=dev).expand(1, t, 4, 4))
-    return labels[0].cpu().numpy(), flow[0].cpu().numpy()
+    return [*inputs, torch.eye(4, device=dev).expand(1, t, 4, 4)]

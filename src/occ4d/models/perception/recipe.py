@@ -3,8 +3,8 @@
 Presets (plain data): ``tiny`` trains on the synthetic world's cameras on CPU (3000 samples at
 batch 1) and predicts a residual over the per-voxel class prior of the training split, which
 :func:`fit` counts when a run starts (occ4d.models.perception.prior), learns from the rendered
-image semantics and predicts occupancy flow; ``tiny-4d`` adds one ego-warped past frame at the
-same training time; ``r50`` is BEVDetOcc / FlashOcc's ResNet-50 design at 704 x 256 for GPUs
+image semantics, lifts their class probabilities into the BEV and predicts occupancy flow;
+``tiny-4d`` adds one ego-warped past frame at the same training time; ``r50`` is BEVDetOcc / FlashOcc's ResNet-50 design at 704 x 256 for GPUs
 (200 x 200 BEV, 88 depth bins of 0.5 m from 1 m); ``r50-4d`` adds one past frame (BEVDet4D) and
 ``r50-4d-flow`` the flow head and image-semantics loss.
 Evaluation scores the validation split with the Occ3D devkit mIoU under the camera mask
@@ -42,15 +42,17 @@ _R50_OPTIM = OptimConfig(lr=1e-4, weight_decay=1e-2, total_samples=28_130 * 24, 
 _TINY = PerceptionConfig(image_size=(256, 128), resize_range=(0.94, 1.08), crop_jitter=0.5, block="basic",
                          layers=(1, 1, 1, 1), widths=(32, 64, 128, 256), fpn_channels=64, feature_stride=8,
                          depth_bins=44, context_channels=32, bev_stride=2, bev_channels=(64, 128),
-                         head_channels=32, class_prior=True, seg_weight=1.0, lift_semantics=True, flow_head=True)
+                         head_channels=32, class_prior=True, seg_weight=1.0, lift_semantics=True,
+                         flow_head=True)
 _TINY_OPTIM = OptimConfig(lr=2e-3, total_samples=3000, warmup_samples=50, ema_decay=0.995)
 
 PRESETS: dict[str, Preset] = {
-    # CPU: 3000 samples at batch 1 (0.6 s per step on one thread beside another job); adds image
-    # semantics supervision, the flow head and a 100x100 BEV at 0.8 m to the earlier 320-sample recipe.
+    # CPU: 3000 samples at batch 1 (36 min on one thread beside another job); adds image semantics
+    # supervision and lifting, the flow head and a 100x100 BEV at 0.8 m to the earlier 320-sample recipe.
     "tiny": Preset(_TINY, DataConfig(batch_size=1), _TINY_OPTIM,
                    note="ResNet-10-ish at 256x128, stride-8 LSS, 100x100 BEV at 0.8 m, channel-to-height x2 "
-                        "over the per-voxel class prior, image-semantics loss, column flow head"),
+                        "over the per-voxel class prior, image-semantics loss lifted into the BEV, "
+                        "column flow head"),
     "tiny-4d": Preset(dataclasses.replace(_TINY, history=1), DataConfig(batch_size=1),
                       dataclasses.replace(_TINY_OPTIM, total_samples=2600),
                       note="tiny with one ego-warped past BEV frame (BEVDet4D) at tiny's training time"),
