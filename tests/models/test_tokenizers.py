@@ -153,6 +153,19 @@ def test_fsq_codes_are_exact_and_the_gaussian_is_deterministic_in_eval():
     assert torch.equal(a, kl(zero).latent) and a.abs().sum() > 0  # sampled, from torch's seeded RNG
 
 
+def test_logvar_offset_shrinks_the_training_noise_and_enters_the_kl():
+    zero = torch.zeros(4, 6, 8, 8)  # mean 0, raw log-variance 0
+    torch.manual_seed(0)
+    plain = GaussianBottleneck(dim=3, kl_weight=1.0).train()(zero)
+    torch.manual_seed(0)
+    shifted = GaussianBottleneck(dim=3, kl_weight=1.0, logvar_offset=-6.0).train()(zero)
+    # the same draw of eps, scaled by exp(-3) instead of 1
+    torch.testing.assert_close(shifted.latent, plain.latent * torch.exp(torch.tensor(-3.0)))
+    # KL of N(0, e^-6) to N(0, 1) per channel: 0.5 (e^-6 - 1 + 6), summed over 3 channels
+    assert float(shifted.loss) == pytest.approx(1.5 * (torch.exp(torch.tensor(-6.0)).item() + 5.0), rel=1e-5)
+    assert float(plain.loss) == 0.0
+
+
 def test_balanced_weights_favour_rare_classes():
     target = torch.tensor([17] * 90 + [4] * 9 + [7])
     w = balanced_class_weights(target, 18)

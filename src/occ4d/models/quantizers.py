@@ -214,12 +214,14 @@ class GaussianBottleneck(nn.Module):
 
     The encoder emits 2C channels: mean and log-variance. Training samples mu + sigma * eps;
     evaluation uses the mean. The loss is ``kl_weight`` times the KL divergence to N(0, I),
-    summed over channels and averaged over positions.
+    summed over channels and averaged over positions. ``logvar_offset`` is added to the
+    encoder's log-variance: at -6 a fresh encoder's samples carry noise of std 0.05 instead of 1,
+    so the decoder sees the mean from the first step instead of learning through pure noise.
     """
 
-    def __init__(self, *, dim: int, kl_weight: float = 1e-4):
+    def __init__(self, *, dim: int, kl_weight: float = 1e-4, logvar_offset: float = 0.0):
         super().__init__()
-        self.dim, self.kl_weight = dim, kl_weight
+        self.dim, self.kl_weight, self.logvar_offset = dim, kl_weight, logvar_offset
         self.codebook_size = 0
 
     @property
@@ -228,7 +230,7 @@ class GaussianBottleneck(nn.Module):
 
     def forward(self, z: torch.Tensor) -> Bottleneck:
         mean, logvar = z.float().chunk(2, dim=1)  # (B, C, *S) each
-        logvar = logvar.clamp(-30.0, 20.0)
+        logvar = (logvar + self.logvar_offset).clamp(-30.0, 20.0)
         latent = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
         return Bottleneck(latent, self.kl_weight * kl, None,

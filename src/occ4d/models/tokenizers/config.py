@@ -43,6 +43,7 @@ class TokenizerConfig:
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
     # KL-VAE
     kl_weight: float = 1e-4
+    kl_logvar_offset: float = 0.0  # added to the encoder's log-variance (quantizers.GaussianBottleneck)
     # loss
     class_balanced: bool = False
     lovasz_weight: float = 0.0  # weight of the Lovász-softmax term beside cross-entropy (OccWorld, DOME)

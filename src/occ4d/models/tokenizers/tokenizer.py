@@ -59,7 +59,8 @@ class OccTokenizer(nn.Module):
         elif cfg.bottleneck == "fsq":
             self.quantizer = FiniteScalarQuantizer(dim=cfg.latent_dim, levels=cfg.fsq_levels)
         else:
-            self.quantizer = GaussianBottleneck(dim=cfg.latent_dim, kl_weight=cfg.kl_weight)
+            self.quantizer = GaussianBottleneck(dim=cfg.latent_dim, kl_weight=cfg.kl_weight,
+                                                logvar_offset=cfg.kl_logvar_offset)
         common = dict(dims=dims, channels=cfg.channels, channel_mult=cfg.channel_mult,
                       num_res_blocks=cfg.num_res_blocks, attn_levels=cfg.attn_levels,
                       mid_attention=cfg.mid_attention, dropout=cfg.dropout, patch=cfg.stem)
