@@ -58,8 +58,9 @@ def flops_per_clip(name: str) -> float:
     model.encoder.to("meta")  # shapes only: no memory, no arithmetic
     model.decoder.to("meta")
     x, y, z = cfg.grid
-    per = frames if cfg.backbone == "2d" else 1
-    size = (per, z * cfg.expansion, x, y) if cfg.backbone == "2d" else (1, z * cfg.expansion, frames, x, y)
+    per = frames // cfg.frames_per_latent if cfg.backbone == "2d" else 1  # 2D passes per clip
+    fold = cfg.fold_frames or 1  # frames folded into channels with the heights
+    size = (per, fold * z * cfg.expansion, x, y) if cfg.backbone == "2d" else (1, z * cfg.expansion, frames, x, y)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         h = model.encoder(torch.zeros(size, device="meta"))
@@ -322,7 +323,7 @@ def aligned_headroom(data: Path, frames: int = 8, split: str = "val") -> dict[st
 def is_4d(name: str) -> bool:
     from occ4d.models.tokenizers.recipe import PRESETS
 
-    return PRESETS[name].model.backbone == "3d"
+    return PRESETS[name].data.frames > 1  # a clip per latent (3D convolutions or folded frames)
 
 
 def quality(args) -> None:

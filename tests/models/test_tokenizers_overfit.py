@@ -45,7 +45,10 @@ def clip(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
 # preset: optimiser steps on the fixed frame (2D presets) or clip (4D presets). The OccSora-design
 # tiny-vqvae4d (plain cross-entropy) is not here: after 300 steps on the clip it stands at 64.55
 # mIoU with the bus and the pedestrian at 0 IoU, the rare-class blindness its loss has.
-STEPS = {"tiny-vqvae": 300, "tiny-rvq": 300, "tiny-vae": 300, "tiny-512x": 200}
+STEPS = {"tiny-vqvae": 300, "tiny-rvq": 300, "tiny-vae": 400, "tiny-512x": 200}
+# The patch-8 tiny-vae at its preset's lr of 4e-3 overshoots on one full-batch frame (62.71 mIoU
+# after 300 steps, stray voxels of absent classes); at 1e-3 it reaches 100.0 in 400.
+LR = {"tiny-vae": 1e-3}
 
 
 @pytest.mark.slow  # about half a minute on one core per 2D preset, two for tiny-512x
@@ -55,8 +58,8 @@ def test_tiny_preset_overfits_one_clip(name, one_thread):
     cfg = replace(preset.model, grid=(S, S, 16), train_crop=0, crop_focus=0.0)
     torch.manual_seed(0)
     model = OccTokenizer(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=preset.optim.lr)
-    occ, poses = clip(preset.data.frames) if cfg.backbone == "3d" else (scene(), None)
+    opt = torch.optim.Adam(model.parameters(), lr=LR.get(name, preset.optim.lr))
+    occ, poses = clip(preset.data.frames) if preset.data.frames > 1 else (scene(), None)
     poses = poses if cfg.align_poses else None
     for _ in range(STEPS[name]):
         loss, _ = tokenizer_loss(model.train(), occ, cfg, poses)

@@ -16,6 +16,11 @@ class TokenizerConfig:
     ``i < spatial_down`` and T when ``i < temporal_down``, so the compression ratio of
     PROTOCOLS §4 (T·X·Y over t·x·y, channels ignored) is about 4^spatial_down · 2^temporal_down
     times the patch volume of the stem (``patch``).
+
+    ``fold_frames`` = N > 0 folds each N consecutive frames of a clip into channels beside the
+    heights (the OccWorld trick applied to time as well): a 2D network encodes each group into one
+    latent frame, so the ratio gains a factor N. With ``align_poses`` the clip is first resampled into
+    its middle ego frame, where the static scene stands still over the N channel groups.
     """
 
     backbone: Literal["2d", "3d"] = "2d"
@@ -28,6 +33,7 @@ class TokenizerConfig:
     spatial_down: int = 2
     temporal_down: int = 0
     patch: tuple[int, int, int] = (1, 1, 1)  # (t, x, y) patch embedding; 1s = full-res 3x3 conv
+    fold_frames: int = 0  # 2d only: each N frames folded into channels, one latent frame per N
     num_res_blocks: int = 2
     attn_levels: tuple[int, ...] = ()
     mid_attention: bool = True
@@ -88,8 +94,11 @@ class TokenizerConfig:
             raise ValueError(f"crop_focus is a probability in [0, 1], got {self.crop_focus}")
         if self.crop_focus_by not in ("voxel", "class"):
             raise ValueError(f"crop_focus_by must be 'voxel' or 'class', got {self.crop_focus_by!r}")
-        if self.align_poses and self.backbone != "3d":
-            raise ValueError("align_poses resamples a clip's frames into one frame: it needs backbone='3d'")
+        if self.fold_frames < 0 or (self.fold_frames and self.backbone != "2d"):
+            raise ValueError(f"fold_frames ({self.fold_frames}) must be >= 0, and > 0 only with backbone='2d'")
+        if self.align_poses and self.backbone != "3d" and not self.fold_frames:
+            raise ValueError("align_poses resamples a clip's frames into one frame: it needs backbone='3d' "
+                             "or fold_frames > 0")
         if self.bottleneck == "rvq" and self.rvq_depth < 1:
             raise ValueError(f"rvq_depth must be >= 1, got {self.rvq_depth}")
         if self.bottleneck in ("vq", "rvq") and self.codebook_size < 2:
@@ -105,6 +114,13 @@ class TokenizerConfig:
             s = 2 if i < self.spatial_down else 1
             out.append((2 if i < self.temporal_down else 1, s, s) if self.backbone == "3d" else (s, s))
         return tuple(out)
+
+    @property
+    def frames_per_latent(self) -> int:
+        """Occupancy frames per latent frame: 2^temporal_down x patch_t (3d), fold_frames, or 1."""
+        if self.backbone == "3d":
+            return 2 ** self.temporal_down * self.patch[0]
+        return self.fold_frames or 1
 
     @property
     def spatial_stride(self) -> int:

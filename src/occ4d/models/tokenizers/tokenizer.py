@@ -64,9 +64,10 @@ class OccTokenizer(nn.Module):
         common = dict(dims=dims, channels=cfg.channels, channel_mult=cfg.channel_mult,
                       num_res_blocks=cfg.num_res_blocks, attn_levels=cfg.attn_levels,
                       mid_attention=cfg.mid_attention, dropout=cfg.dropout, patch=cfg.stem)
-        self.encoder = ConvEncoder(in_channels=z * cfg.expansion, factors=cfg.factors,
+        folded = z * cfg.expansion * (cfg.fold_frames or 1)  # heights (and folded frames) as channels
+        self.encoder = ConvEncoder(in_channels=folded, factors=cfg.factors,
                                    z_channels=self.quantizer.in_channels, **common)
-        self.decoder = ConvDecoder(out_channels=z * cfg.expansion, z_channels=cfg.latent_dim, **common)
+        self.decoder = ConvDecoder(out_channels=folded, z_channels=cfg.latent_dim, **common)
 
     # -- shapes ---------------------------------------------------------------------------------
     def _size(self, frames: int, xy: tuple[int, int] | None = None) -> tuple[int, ...]:
@@ -81,6 +82,8 @@ class OccTokenizer(nn.Module):
     def latent_shape(self, frames: int) -> tuple[int, int, int]:
         """(t, x, y) of the latent of a ``frames``-long clip (t = frames for per-frame models)."""
         s = self._level_sizes(frames)[-1]
+        if self.config.fold_frames:
+            return (-(-frames // self.config.fold_frames), *s)  # type: ignore[return-value]
         return (frames, *s) if self.config.backbone == "2d" else tuple(s)  # type: ignore[return-value]
 
     def compression_ratio(self, frames: int) -> float:
@@ -112,6 +115,15 @@ class OccTokenizer(nn.Module):
                 occ = align_clip(occ, poses, self.grid)
             occ = torch.where(occ == IGNORE, torch.full_like(occ, OCC3D_VOCAB.free), occ)
         h = self.class_embed(occ.long())  # (B, T, X, Y, Z, E)
+        if self.config.fold_frames:  # each group of N consecutive frames -> one latent frame
+            n = self.config.fold_frames
+            if t % n:
+                raise ValueError(f"this tokenizer folds groups of {n} frames: a clip of {t} frames is not one")
+            q = self.quantizer(self.encoder(rearrange(h, "b (g n) x y z e -> (b g) (n z e) x y", n=n)))
+            q.latent = rearrange(q.latent, "(b g) c x y -> b c g x y", b=b)  # (B, C, T / N, x, y)
+            if q.indices is not None:
+                q.indices = rearrange(q.indices, "(b g) x y ... -> b g x y ...", b=b)
+            return q
         if self.config.backbone == "2d":
             h = rearrange(h, "b t x y z e -> (b t) (z e) x y")
         else:
@@ -135,9 +147,16 @@ class OccTokenizer(nn.Module):
         """
         b, _, t = latent.shape[:3]
         cfg = self.config
-        frames = frames or (t if cfg.backbone == "2d" else t * 2 ** cfg.temporal_down * cfg.patch[0])
+        frames = frames or t * cfg.frames_per_latent
         sizes, full = self._level_sizes(frames, xy), self._size(frames, xy)
-        if cfg.backbone == "2d":
+        if cfg.fold_frames:
+            n = cfg.fold_frames
+            if frames != t * n:
+                raise ValueError(f"this tokenizer decodes each latent frame into {n} frames: "
+                                 f"{t} latent frame(s) make {t * n}, not {frames}")
+            h = self.decoder(rearrange(latent, "b c g x y -> (b g) c x y"), sizes, full)
+            h = rearrange(h, "(b g) (n z e) x y -> b (g n) x y z e", b=b, n=n, e=cfg.expansion)
+        elif cfg.backbone == "2d":
             h = self.decoder(rearrange(latent, "b c t x y -> (b t) c x y"), sizes, full)
             h = rearrange(h, "(b t) (z e) x y -> b t x y z e", b=b, e=cfg.expansion)
         else:

@@ -56,8 +56,8 @@ class LatentCodec(nn.Module):
 
     @property
     def frames_per_latent(self) -> int:
-        """Occupancy frames per latent frame (2^temporal_down for 4D tokenizers)."""
-        return 2**self.tokenizer.config.temporal_down if self.tokenizer.config.backbone == "3d" else 1
+        """Occupancy frames per latent frame (2^temporal_down for 4D tokenizers, fold_frames for folded ones)."""
+        return self.tokenizer.config.frames_per_latent
 
     def _shape(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         view = (1, -1) + (1,) * (z.ndim - 2)
@@ -98,7 +98,7 @@ class LatentCodec(nn.Module):
 
     @property
     def cacheable(self) -> bool:
-        return not self.trainable and self.tokenizer.config.backbone == "2d"
+        return not self.trainable and self.tokenizer.config.frames_per_latent == 1
 
     def _raw_cached(
         self, occ: torch.Tensor, keys: list[list[str]]
