@@ -117,8 +117,8 @@ class OccTokenizer(nn.Module):
         h = self.class_embed(occ.long())  # (B, T, X, Y, Z, E)
         if self.config.fold_frames:  # each group of N consecutive frames -> one latent frame
             n = self.config.fold_frames
-            if t % n:
-                raise ValueError(f"this tokenizer folds groups of {n} frames: a clip of {t} frames is not one")
+            if t % n:  # a short last group repeats its last frame (decode drops the copies)
+                h = torch.cat([h, h[:, -1:].expand(b, (-t) % n, *h.shape[2:])], dim=1)
             q = self.quantizer(self.encoder(rearrange(h, "b (g n) x y z e -> (b g) (n z e) x y", n=n)))
             q.latent = rearrange(q.latent, "(b g) c x y -> b c g x y", b=b)  # (B, C, T / N, x, y)
             if q.indices is not None:
@@ -151,11 +151,11 @@ class OccTokenizer(nn.Module):
         sizes, full = self._level_sizes(frames, xy), self._size(frames, xy)
         if cfg.fold_frames:
             n = cfg.fold_frames
-            if frames != t * n:
+            if -(-frames // n) != t:
                 raise ValueError(f"this tokenizer decodes each latent frame into {n} frames: "
-                                 f"{t} latent frame(s) make {t * n}, not {frames}")
+                                 f"{t} latent frame(s) make {(t - 1) * n + 1}-{t * n}, not {frames}")
             h = self.decoder(rearrange(latent, "b c g x y -> (b g) c x y"), sizes, full)
-            h = rearrange(h, "(b g) (n z e) x y -> b (g n) x y z e", b=b, n=n, e=cfg.expansion)
+            h = rearrange(h, "(b g) (n z e) x y -> b (g n) x y z e", b=b, n=n, e=cfg.expansion)[:, :frames]
         elif cfg.backbone == "2d":
             h = self.decoder(rearrange(latent, "b c t x y -> (b t) c x y"), sizes, full)
             h = rearrange(h, "(b t) (z e) x y -> b t x y z e", b=b, e=cfg.expansion)
