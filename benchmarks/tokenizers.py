@@ -47,26 +47,17 @@ TINY = ("tiny-vqvae", "tiny-rvq", "tiny-vae", "tiny-vqvae4d", "tiny-512x")
 def flops_per_clip(name: str) -> float:
     """Forward FLOPs of one clip of the preset's length at the full grid."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from occ4d.models.tokenizers import OccTokenizer
     from occ4d.models.tokenizers.recipe import PRESETS
+    from occ4d.models.tokenizers.tokenizer import network_flops
 
     preset = PRESETS[name]
     cfg, frames = preset.model, preset.data.frames
-    model = OccTokenizer(cfg)
-    model.encoder.to("meta")  # shapes only: no memory, no arithmetic
-    model.decoder.to("meta")
     x, y, z = cfg.grid
-    per = frames // cfg.frames_per_latent if cfg.backbone == "2d" else 1  # 2D passes per clip
-    fold = cfg.fold_frames or 1  # frames folded into channels with the heights
-    size = (per, fold * z * cfg.expansion, x, y) if cfg.backbone == "2d" else (1, z * cfg.expansion, frames, x, y)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        h = model.encoder(torch.zeros(size, device="meta"))
-        latent = torch.zeros((h.shape[0], cfg.latent_dim, *h.shape[2:]), device="meta")
-        model.decoder(latent, model._level_sizes(frames), model._size(frames))
-    total = float(counter.get_total_flops())
+    total = network_flops(cfg, frames)
+    with torch.device("meta"):  # shapes only
+        model = OccTokenizer(cfg)
     tokens = frames * x * y / model.compression_ratio(frames)
     if cfg.bottleneck in ("vq", "rvq"):  # distances to every code, of each residual stage
         depth = cfg.rvq_depth if cfg.bottleneck == "rvq" else 1

@@ -11,7 +11,7 @@ from occ4d.core.vocab import Occ3D
 from occ4d.models.quantizers import FiniteScalarQuantizer, GaussianBottleneck, VectorQuantizerEMA, code_stats
 from occ4d.models.tokenizers import OccTokenizer, TokenizerConfig, balanced_class_weights, tokenizer_loss
 from occ4d.models.tokenizers.recipe import PRESETS
-from occ4d.models.tokenizers.tokenizer import random_crop
+from occ4d.models.tokenizers.tokenizer import network_flops, random_crop
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
 
@@ -227,28 +227,8 @@ def test_our_512x_presets_keep_the_occsora_budget(ours, reference):
     assert ma.compression_ratio(frames) == mb.compression_ratio(frames) == 512.0
     assert a.data == b.data
     assert replace(a.optim, lr=b.optim.lr) == b.optim
-    assert conv_flops(a) <= conv_flops(b)
+    assert network_flops(a.model, frames) <= network_flops(b.model, frames)
     assert a.model.codebook_size <= 512 and a.model.latent_dim == b.model.latent_dim
-
-
-def conv_flops(preset) -> float:
-    """Forward FLOPs of the encoder and decoder over one full clip, counted on the meta device."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg, frames = preset.model, preset.data.frames
-    with torch.device("meta"):
-        model = OccTokenizer(cfg)
-    x, y, z = cfg.grid
-    if cfg.backbone == "2d":
-        size = (frames // cfg.frames_per_latent, (cfg.fold_frames or 1) * z * cfg.expansion, x, y)
-    else:
-        size = (1, z * cfg.expansion, frames, x, y)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        h = model.encoder(torch.zeros(size, device="meta"))
-        latent = torch.zeros((h.shape[0], cfg.latent_dim, *h.shape[2:]), device="meta")
-        model.decoder(latent, model._level_sizes(frames), model._size(frames))
-    return float(counter.get_total_flops())
 
 
 def test_random_crop_stays_on_the_token_lattice():
@@ -384,7 +364,7 @@ def test_folded_frames_make_one_latent_frame_per_group():
     assert q.latent.shape == (2, 8, 1, 8, 8) and q.indices.shape == (2, 1, 8, 8, 2)
     logits = model.decode(q.latent)
     assert logits.shape == (2, 4, 32, 32, 16, 18)
-    stem = model.encoder.conv_in.weight  # the stem reads every (frame, height, embedding) channel  # (C, T*Z*E, 2, 2)
+    stem = model.encoder.conv_in.weight  # (C, T*Z*E, 2, 2): every (frame, height, embedding) channel
     assert stem.shape[1] == 4 * 16 * cfg.expansion
     with pytest.raises(ValueError, match="into 4 frames"):
         model.decode(q.latent, frames=8)

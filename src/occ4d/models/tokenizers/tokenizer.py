@@ -185,6 +185,29 @@ class OccTokenizer(nn.Module):
         return self(occ, poses).logits.argmax(-1).to(torch.uint8)
 
 
+def network_flops(cfg: TokenizerConfig, frames: int) -> float:
+    """Forward FLOPs of the encoder and decoder over one full ``frames``-long clip.
+
+    Counted with torch's FLOP counter on the meta device (shapes only, no memory or arithmetic);
+    the bottleneck and the per-voxel class logits are left to the caller.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = OccTokenizer(cfg)
+    x, y, z = cfg.grid
+    if cfg.backbone == "2d":  # one 2D pass per latent frame, folded frames as channels
+        size = (-(-frames // cfg.frames_per_latent), (cfg.fold_frames or 1) * z * cfg.expansion, x, y)
+    else:
+        size = (1, z * cfg.expansion, frames, x, y)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        h = model.encoder(torch.zeros(size, device="meta"))
+        latent = torch.zeros((h.shape[0], cfg.latent_dim, *h.shape[2:]), device="meta")
+        model.decoder(latent, model._level_sizes(frames), model._size(frames))
+    return float(counter.get_total_flops())
+
+
 def config_grid(cfg: TokenizerConfig) -> GridSpec:
     """The geometry of ``cfg.grid``: Occ3D's, or a smaller grid with Occ3D's voxels (tests)."""
     shape = tuple(cfg.grid)
