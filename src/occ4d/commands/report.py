@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tyro.conf import Positional
 
-FORECAST_KINDS = ("forecaster", "autoregressive")
+FORECAST_KINDS = ("forecaster", "refiner", "autoregressive")
 
 
 def report(run_dir: Positional[Path], out: Path = Path("report.html"), max_media: int = 12,

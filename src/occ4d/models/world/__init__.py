@@ -5,6 +5,8 @@
   optionally with :class:`WarpRefiner`, a full-resolution ego-warp skip that corrects ego-warp.
   Both are :class:`~occ4d.models.world.latent_diffusion.LatentDiffusion`: codec + DiT, the
   training loss written once.
+- :class:`WarpForecaster`: no latents, a hand-written warp (fused-warp) and the refiner alone,
+  trained on the area entering the grid that the warp cannot know.
 - :class:`OccAutoregressive`: OccWorld-style token transformer with ego-pose tokens.
 - :class:`CopyLast`, :class:`EgoWarp`, :class:`MotionWarp`: baselines (motion-warp also serves as
   the refiner's prior); :class:`Planner`: future ego trajectory.
@@ -22,6 +24,7 @@ from occ4d.models.world.motion import MotionConfig, MotionWarp, motion_warp
 from occ4d.models.world.planner import Planner, PlannerConfig
 from occ4d.models.world.refiner import RefinerConfig, WarpRefiner, warp_history
 from occ4d.models.world.rollout import compose_traj, rollout
+from occ4d.models.world.warp_forecaster import WarpForecaster, mirror_window
 
 __all__ = [
     "AutoregressiveConfig",
@@ -47,4 +50,6 @@ __all__ = [
     "warp_history",
     "compose_traj",
     "rollout",
+    "WarpForecaster",
+    "mirror_window",
 ]

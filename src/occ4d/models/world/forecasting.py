@@ -73,7 +73,7 @@ def load_forecaster(ckpt: str, *, past: int = 4, future: int = 6, device: str = 
 
     model, cfg, _ = load_model(ckpt, device=device)
     m = cfg.model
-    if cfg.model_name != "worldmodel" or m.kind not in ("forecaster", "autoregressive"):
+    if cfg.model_name != "worldmodel" or m.kind not in ("forecaster", "refiner", "autoregressive"):
         raise SystemExit(
             f"{ckpt} is a {cfg.model_name} ({getattr(m, 'kind', '-')}), not a forecaster; "
             f"use a forecaster or autoregressive run, or one of {BASELINES}"

@@ -109,7 +109,7 @@ def load_clip_model(ckpt: str, device: str):
     kind = getattr(cfg.model, "kind", "")
     if cfg.model_name == "worldmodel" and kind == "generator":
         return "generator", model, None, None
-    if cfg.model_name == "worldmodel" and kind in ("forecaster", "autoregressive"):
+    if cfg.model_name == "worldmodel" and kind in ("forecaster", "refiner", "autoregressive"):
         return "rollout", model, cfg.model.past, cfg.model.future
     raise SystemExit(
         f"{ckpt} is not a generator or forecaster run (it is a {cfg.model_name} {kind}); train one with "

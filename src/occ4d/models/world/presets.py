@@ -2,8 +2,10 @@
 
 ``occ4d train worldmodel --preset NAME --data DIR --out RUN [--model.tokenizer TOKENIZER_RUN]``.
 ``kind`` picks the model: ``generator`` (OccSora-line DiT over whole clips), ``forecaster``
-(DOME / E2EOcc-line latent diffusion from past frames), ``autoregressive`` (OccWorld-style token
-transformer) or ``planner`` (future ego trajectory from past frames). Every kind but the planner
+(DOME / E2EOcc-line latent diffusion from past frames), ``refiner`` (no latents: a hand-written
+warp with a learned refiner of the area it cannot know, :mod:`occ4d.models.world.warp_forecaster`),
+``autoregressive`` (OccWorld-style token transformer) or ``planner`` (future ego trajectory from
+past frames). Every kind but the refiner and the planner
 works in the latent space of a trained tokenizer run (``tokenizer``), which is loaded when the
 model is built; the world-model checkpoint holds a full copy of the tokenizer's weights, but
 building it again (``load_model``) reads the tokenizer run for its architecture. Data, loss
@@ -23,15 +25,15 @@ from torch import nn
 
 from occ4d.train.config import DataConfig, OptimConfig, Preset
 
-KINDS = ("generator", "forecaster", "autoregressive", "planner")
+KINDS = ("generator", "forecaster", "refiner", "autoregressive", "planner")
 
 
 @dataclass(frozen=True)
 class WorldModelConfig:
     """All world-model settings, flat so the command line can override each one."""
 
-    kind: Literal["generator", "forecaster", "autoregressive", "planner"] = "forecaster"
-    tokenizer: str = ""  # run folder or checkpoint of a trained tokenizer (all kinds but planner)
+    kind: Literal["generator", "forecaster", "refiner", "autoregressive", "planner"] = "forecaster"
+    tokenizer: str = ""  # run folder or checkpoint of a trained tokenizer (all kinds but refiner, planner)
     num_classes: int = 18
     past: int = 4  # history frames incl. the current one (forecaster, autoregressive, planner)
     future: int = 6  # forecast frames (3 s at 2 Hz)
@@ -62,6 +64,10 @@ class WorldModelConfig:
     refine_base: Literal["ego-warp", "motion-warp", "motion-extrude", "fused-warp"] = "ego-warp"
     refine_balanced: bool = False  # class-balanced cross-entropy for the refiner
     refine_region: Literal["all", "unseen"] = "all"  # where the refiner may correct its prior
+    # kind refiner only: a Lovász-softmax term beside the cross-entropy, and mirrored windows
+    refine_lovasz: float = 0.0
+    refine_mirror: bool = False
+    grid: tuple[int, int, int] = (200, 200, 16)  # kind refiner only (the others take the tokenizer's)
     # planner
     planner_channels: int = 32
     planner_levels: int = 4
@@ -74,7 +80,7 @@ class WorldModelConfig:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind != "planner" and not self.tokenizer:
+        if self.kind not in ("planner", "refiner") and not self.tokenizer:
             raise ValueError(f"a {self.kind} needs --model.tokenizer RUN (a trained tokenizer run)")
         if self.past < 1 or self.future < 1 or self.frames < 1:
             raise ValueError("past, future and frames must be positive")
@@ -82,6 +88,9 @@ class WorldModelConfig:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of 6 and of heads ({self.heads})")
         if self.refine and self.kind != "forecaster":
             raise ValueError(f"refine is a forecaster option, not a {self.kind}'s")
+        if self.kind == "refiner" and self.refine_base == "ego-warp" and self.refine_region == "unseen":
+            raise ValueError("ego-warp leaves the unseen area free: a refiner of the unseen area needs a "
+                             "motion baseline as its prior (--model.refine-base fused-warp)")
 
     @property
     def clip_frames(self) -> int:
@@ -146,6 +155,13 @@ PRESETS: dict[str, Preset] = {
         dataclasses.replace(_TINY_OPTIM, lr=3e-3, total_samples=1_000),
         note="tiny-forecaster-motion over fused-warp (motion-extrude with the static columns resampled "
         "from every history frame): the refiner corrects the columns the current frame did not see",
+    ),
+    "tiny-forecaster-unseen": Preset(
+        WorldModelConfig(kind="refiner", refine_base="fused-warp", refine_region="unseen", refine_mirror=True),
+        DataConfig(frames=10, stride=1, batch_size=1),
+        OptimConfig(lr=2e-3, total_samples=2_400, warmup_samples=30, ema_decay=0.99, weight_decay=0.0),
+        note="no latents: fused-warp, and a U-Net refiner trained only on the area entering the grid "
+        "(the columns the current frame did not see), where fused-warp can only continue the ground",
     ),
     "tiny-generator": Preset(
         _tiny("generator", frames=8),
@@ -236,9 +252,15 @@ def build(cfg: WorldModelConfig) -> nn.Module:
         OccGenerator,
         Planner,
         PlannerConfig,
-        RefinerConfig,
+        WarpForecaster,
     )
 
+    if cfg.kind == "refiner":
+        return WarpForecaster(
+            _refiner_config(cfg, tuple(cfg.grid), latent=False),
+            lovasz_weight=cfg.refine_lovasz,
+            mirror=cfg.refine_mirror,
+        )
     if cfg.kind == "planner":
         return Planner(
             PlannerConfig(
@@ -286,20 +308,7 @@ def build(cfg: WorldModelConfig) -> nn.Module:
         )
     refiner = None
     if cfg.refine:
-        refiner = RefinerConfig(
-            num_classes=cfg.num_classes,
-            past=cfg.past,
-            future=cfg.future,
-            grid=_grid(tuple(codec.tokenizer.config.grid)),
-            embed=cfg.refine_embed,
-            channels=tuple(cfg.refine_channels),
-            latent=cfg.refine_latent,
-            prior_scale=cfg.refine_prior,
-            train_frames=cfg.refine_frames,
-            base=cfg.refine_base,
-            balanced=cfg.refine_balanced,
-            region=cfg.refine_region,
-        )
+        refiner = _refiner_config(cfg, tuple(codec.tokenizer.config.grid), latent=cfg.refine_latent)
     return OccForecaster(
         ForecasterConfig(
             dit=dit,
@@ -312,6 +321,25 @@ def build(cfg: WorldModelConfig) -> nn.Module:
             refine_weight=cfg.refine_weight,
         ),
         codec,
+    )
+
+
+def _refiner_config(cfg: WorldModelConfig, grid: tuple[int, int, int], *, latent: bool):
+    from occ4d.models.world import RefinerConfig
+
+    return RefinerConfig(
+        num_classes=cfg.num_classes,
+        past=cfg.past,
+        future=cfg.future,
+        grid=_grid(grid),
+        embed=cfg.refine_embed,
+        channels=tuple(cfg.refine_channels),
+        latent=latent,
+        prior_scale=cfg.refine_prior,
+        train_frames=cfg.refine_frames,
+        base=cfg.refine_base,
+        balanced=cfg.refine_balanced,
+        region=cfg.refine_region,
     )
 
 

@@ -63,6 +63,8 @@ def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor,
     # Models are called through ``model(...)`` so a DDP wrapper synchronises their gradients.
     if m.kind == "planner":
         return net.criterion(model(occ[:, : m.past], traj[:, : m.past]), traj[:, m.past :])
+    if m.kind == "refiner":  # no latents: the warp refiner's loss on the window itself
+        return model(occ, traj, _step_generator(occ.device))
     if not bool(net.codec.fitted):  # latent statistics from the first batch (saved with the model)
         net.codec.fit([occ])
     keys = [
@@ -90,7 +92,7 @@ def evaluate(model: nn.Module, data: Dataset, cfg: TrainConfig, device: torch.de
         num_workers=cfg.data.num_workers,
         collate_fn=collate_clips,
     )
-    if m.kind in ("forecaster", "autoregressive"):
+    if m.kind in ("forecaster", "refiner", "autoregressive"):
         metric = ForecastMetric(steps=m.future)
         for batch in loader:
             occ, traj = batch["semantics"].to(device), batch["trajectory"].to(device).float()
