@@ -220,7 +220,9 @@ def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
     clips = {}
     for prompt in ("straight", "left"):
         out = tmp_path / prompt
-        generate(ckpt="motion-extrude", opening=str(dataset_dir), traj=prompt, frames=10, out=str(out))
+        # the left turn leaves the road into the verge's vegetation: refused unless allowed
+        generate(ckpt="motion-extrude", opening=str(dataset_dir), traj=prompt, frames=10, out=str(out),
+                 allow_collision=prompt == "left")
         summary = json.loads((out / "summary.json").read_text())
         clip = load_clip(out / "clips" / f"scene-train-0-{prompt}-s0.npz")
         clips[prompt] = clip.semantics
@@ -238,6 +240,8 @@ def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
         assert row["trans_err_m"] < 0.4 and row["yaw_err_deg"] < 1.5, row
     assert np.array_equal(clips["straight"][:4], clips["left"][:4])
     assert not np.array_equal(clips["straight"][4:], clips["left"][4:])
+    with pytest.raises(SystemExit, match="drives the ego into vegetation at prompt step 6"):
+        generate(ckpt="motion-extrude", opening=str(dataset_dir), traj="left", frames=10, out=str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="--opening"):
         generate(ckpt="motion-extrude", out=str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="exceed"):

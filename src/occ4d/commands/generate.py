@@ -50,6 +50,7 @@ def generate(
     opening_start: int = 0,
     control: bool = True,
     device: str = "cpu",
+    allow_collision: bool = False,
 ) -> None:
     """Generate occupancy clips that follow an ego trajectory.
 
@@ -72,6 +73,8 @@ def generate(
         opening_start: first keyframe of that scene.
         control: measure each clip's controllability error (registration of its static classes).
         device: cpu or cuda.
+        allow_collision: with a dataset opening, generate even when the prompt drives the ego box
+            through a wall, tree, barrier or cone of the opening's last frame (refused otherwise).
     """
     from occ4d.models.world.generation import generate_clips
 
@@ -85,6 +88,7 @@ def generate(
         ckpt, traj=traj, frames=frames, samples=samples, seed=seed, out=out, sampler=sampler, steps=steps,
         guidance=guidance, scene=scene, start=start, opening=opening, opening_scene=opening_scene,
         opening_start=opening_start, control=control, device=device, on_clip=report,
+        allow_collision=allow_collision,
     )
     per_clip = summary["seconds_per_clip"]
     print(f"wrote {samples} clip(s) to {Path(out)} (split 'generated'); {per_clip:.1f} s per clip")

@@ -97,6 +97,20 @@ def load_opening(spec: str, past: int, scene: str = "", start: int = 0):
     return torch.from_numpy(np.stack(sems).astype(np.uint8)), ego_trajectory(recs, 0).xyyaw, name
 
 
+def _refuse_blocked(traj: str, current, prompt, opening: str) -> None:
+    """SystemExit naming where ``prompt`` (relative to the opening's last frame) hits an obstacle."""
+    from occ4d.models.world.prompts import prompt_obstacle
+
+    rel = prompt - prompt[:1]  # the prompt starts at the ego's pose in the last opening frame
+    hit = prompt_obstacle(current, rel)
+    if hit is not None:
+        k, what, x, y = hit
+        raise SystemExit(
+            f"--traj {traj} drives the ego into {what} at prompt step {k} (x {x:.1f} m, y {y:.1f} m in the last "
+            f"frame of the opening {opening}): refused; choose another prompt or opening, or pass --allow-collision"
+        )
+
+
 def load_clip_model(ckpt: str, device: str):
     """("generator", model, None, None) or ("rollout", forecaster, past, future) for ``--ckpt``."""
     from occ4d.models.world.forecasting import BASELINES, load_forecaster
@@ -167,12 +181,14 @@ def generate_clips(
     control: bool = True,
     device: str = "cpu",
     on_clip: Callable[[dict], None] | None = None,
+    allow_collision: bool = False,
 ) -> dict:
     """Draw ``samples`` clips of ``frames`` frames into ``out`` and return the summary it writes.
 
     The arguments are ``occ4d generate``'s; ``on_clip`` is called with each clip's row
     (``clip``, ``seconds``, and with ``control`` ``trans_err_m`` / ``yaw_err_deg``) once it is
-    written.
+    written. A prompt that would drive the ego through a static obstacle of a real opening's last
+    frame is refused (:func:`~occ4d.models.world.prompts.prompt_obstacle`) unless ``allow_collision``.
     """
     import numpy as np
     import torch
@@ -204,7 +220,10 @@ def generate_clips(
     if mode == "rollout" and opener is None:
         real = load_opening(opening, past, opening_scene, opening_start)
         path, name = load_trajectory(traj, frames - past + 1, scene, start)
-        path = compose_traj(real[1], extend_traj(torch.as_tensor(path)[None], frames - past + 1)[0].numpy())
+        prompt = extend_traj(torch.as_tensor(path)[None], frames - past + 1)[0].numpy()
+        if not allow_collision:
+            _refuse_blocked(traj, real[0][-1].numpy(), prompt, opening)
+        path = compose_traj(real[1], prompt)
         name = f"{real[2]}-{opening_start}-{name}"
     else:
         path, name = load_trajectory(traj, frames, scene, start)
