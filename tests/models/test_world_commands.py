@@ -241,7 +241,8 @@ def test_generation_by_forecasting_follows_the_prompt(dataset_dir, tmp_path):
     assert np.array_equal(clips["straight"][:4], clips["left"][:4])
     assert not np.array_equal(clips["straight"][4:], clips["left"][4:])
     with pytest.raises(SystemExit, match="drives the ego into vegetation at prompt step 6"):
-        generate(ckpt="motion-extrude", opening=str(dataset_dir), traj="left", frames=10, out=str(tmp_path / "x"))
+        generate(ckpt="motion-extrude", opening=str(dataset_dir), traj="left", frames=10,
+                 out=str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="--opening"):
         generate(ckpt="motion-extrude", out=str(tmp_path / "x"))
     with pytest.raises(SystemExit, match="exceed"):

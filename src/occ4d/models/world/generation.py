@@ -106,8 +106,9 @@ def _refuse_blocked(traj: str, current, prompt, opening: str) -> None:
     if hit is not None:
         k, what, x, y = hit
         raise SystemExit(
-            f"--traj {traj} drives the ego into {what} at prompt step {k} (x {x:.1f} m, y {y:.1f} m in the last "
-            f"frame of the opening {opening}): refused; choose another prompt or opening, or pass --allow-collision"
+            f"--traj {traj} drives the ego into {what} at prompt step {k} (x {x:.1f} m, y {y:.1f} m in the "
+            f"last frame of the opening {opening}): refused; choose another prompt or opening, or pass "
+            "--allow-collision"
         )
 
 

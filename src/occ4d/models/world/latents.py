@@ -56,7 +56,8 @@ class LatentCodec(nn.Module):
 
     @property
     def frames_per_latent(self) -> int:
-        """Occupancy frames per latent frame (2^temporal_down for 4D tokenizers, fold_frames for folded ones)."""
+        """Occupancy frames per latent frame (2^temporal_down x patch_t for 4D tokenizers, fold_frames
+        for folded ones)."""
         return self.tokenizer.config.frames_per_latent
 
     def _shape(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -157,7 +157,9 @@ PRESETS: dict[str, Preset] = {
         "from every history frame): the refiner corrects the columns the current frame did not see",
     ),
     "tiny-forecaster-unseen": Preset(
-        WorldModelConfig(kind="refiner", refine_base="fused-warp", refine_region="unseen", refine_mirror=True),
+        WorldModelConfig(
+            kind="refiner", refine_base="fused-warp", refine_region="unseen", refine_mirror=True
+        ),
         DataConfig(frames=10, stride=1, batch_size=1),
         OptimConfig(lr=2e-3, total_samples=2_400, warmup_samples=30, ema_decay=0.99, weight_decay=0.0),
         note="no latents: fused-warp, and a U-Net refiner trained only on the area entering the grid "
