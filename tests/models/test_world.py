@@ -308,7 +308,8 @@ def test_every_engine_preset_builds(monkeypatch, data):
     occ, traj = data
     monkeypatch.setattr(worldmodel, "_load_tokenizer", lambda path: tiny_tokenizer())
     for name, preset in worldmodel.PRESETS.items():
-        cfg = dataclasses.replace(preset.model, depth=1, num_classes=18)
+        # the refiner kind has no tokenizer to take its grid from: give it the test clip's
+        cfg = dataclasses.replace(preset.model, depth=1, num_classes=18, grid=tuple(occ.shape[2:]))
         model = worldmodel.build(cfg)
         if cfg.kind == "planner":
             assert model(occ[:, : cfg.past], traj[:, : cfg.past]).shape == (2, cfg.future, 3), name
