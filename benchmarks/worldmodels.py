@@ -80,6 +80,12 @@ RUNS = {
         1000,
     ),
     "generator": (["worldmodel", "--preset", "tiny-generator", "--model.tokenizer", "{runs}/tiny-vae"], 3000),
+    # The generator conditioned on the geometry: windows made in their middle ego frame and moved
+    # along the prompt (models/world/scene_frame.py).
+    "generator-scene": (
+        ["worldmodel", "--preset", "tiny-generator-scene", "--model.tokenizer", "{runs}/tiny-vae"],
+        3000,
+    ),
     "autoregressive": (
         ["worldmodel", "--preset", "tiny-autoregressive", "--model.tokenizer", "{runs}/tiny-vqvae"],
         3000,
@@ -274,7 +280,14 @@ def real_features(work: Path, extractor, frames: int) -> torch.Tensor:
     return frame_features(extractor, occ)
 
 
-def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> list[tuple[str, dict]]:
+SAMPLERS = (
+    ("ddpm", 1000), ("ddim", 10), ("ddim", 20), ("ddim", 50), ("dpm++", 10), ("dpm++", 20), ("dpm++", 50)
+)
+
+
+def sampling_table(
+    work: Path, clips: int, batch: int = 8, boots: int = 200, run: str = "generator", samplers=SAMPLERS
+) -> list[tuple[str, dict]]:
     """Every sampler draws ``clips`` clips in batches of ``batch``, batch i from seed i, all prompted
     with the same real validation trajectories; the Fréchet distance pools all their frames.
 
@@ -289,7 +302,7 @@ def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> 
     from occ4d.models.features import clip_features, extractor_name
     from occ4d.train.registry import load_model
 
-    gen, cfg, _ = load_model(work / "runs" / "generator")
+    gen, cfg, _ = load_model(work / "runs" / run)
     extractor, _, _ = load_model(work / "runs" / "features")
     real = real_features(work, extractor, 200)
     ds = ClipDataset(load_index(work / "synth", "val"), past=cfg.model.frames, future=0, with_masks=False)
@@ -298,15 +311,7 @@ def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> 
     rng = np.random.default_rng(0)
     draws = [rng.integers(0, clips, clips) for _ in range(boots)]
     rows, feats = [], {}
-    for sampler, steps in [
-        ("ddpm", 1000),
-        ("ddim", 10),
-        ("ddim", 20),
-        ("ddim", 50),
-        ("dpm++", 10),
-        ("dpm++", 20),
-        ("dpm++", 50),
-    ]:
+    for sampler, steps in samplers:
         t0 = time.perf_counter()
         per_clip = []
         for seed in range((clips + len(pick) - 1) // len(pick)):
@@ -322,8 +327,8 @@ def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> 
         p, r = precision_recall(real, torch.from_numpy(fake), 3)
         fd = frechet_distance(real.numpy(), fake)
         row = {"seconds_per_clip": sec, "fd": fd, "precision": p, "recall": r, "frames": len(fake)}
-        if (sampler, steps) != ("ddpm", 1000):
-            ref = feats["ddpm", 1000]
+        if (sampler, steps) != samplers[0]:
+            ref = feats[samplers[0]]
             ratios = [
                 frechet_distance(real.numpy(), fc[d].reshape(-1, fc.shape[-1]))
                 / frechet_distance(real.numpy(), ref[d].reshape(-1, ref.shape[-1]))
@@ -332,7 +337,7 @@ def sampling_table(work: Path, clips: int, batch: int = 8, boots: int = 200) -> 
             row["ratio"] = fd / rows[0][1]["fd"]
             row["ratio_90"] = [float(np.percentile(ratios, 5)), float(np.percentile(ratios, 95))]
         rows.append((f"{sampler} {steps}", row))
-        print(f"[sampling] {sampler} {steps}: {sec:.1f} s/clip, FD {fd:.4g}", flush=True)
+        print(f"[sampling] {run} {sampler} {steps}: {sec:.1f} s/clip, FD {fd:.4g}", flush=True)
     half = real_features(work, extractor, 400)
     rows.append(("real vs real (floor)", {"fd": frechet_distance(half[0::2].numpy(), half[1::2].numpy())}))
     rows.append(("extractor", {"name": extractor_name(extractor)}))
@@ -354,24 +359,39 @@ def control_table(
     from occ4d.train.registry import load_model
 
     rows = []
-    if "generator" in have:
-        gen, _, _ = load_model(work / "runs" / "generator")
+    # (run, label, controls): the control is guidance 0 (the unconditional branch), and for the
+    # scene-centric generator also the same clips left in their reference frame (not moved).
+    gens = [
+        ("generator", "DiT generator", (("guidance 0", dict(guidance_scale=0.0)),)),
+        ("generator-scene", "scene-centric DiT generator", (
+            ("guidance 0", dict(guidance_scale=0.0)),
+            ("not moved along the prompt", dict(move=False)),
+        )),
+    ]
+    for run, label, controls in gens:
+        if run not in have:
+            continue
+        gen, _, _ = load_model(work / "runs" / run)
         for prompt in PROMPTS:
             traj = torch.as_tensor(prompt_trajectory(prompt, gen_frames), dtype=torch.float32)
-            row = {}
-            for label, scale in (("with", 1.0), ("control", 0.0)):
+
+            def errors(gen=gen, traj=traj, **kw) -> dict:
                 out = gen.generate(
                     traj[None].expand(clips, -1, -1),
                     generator=torch.Generator().manual_seed(1),
                     sampler="dpm++",
                     steps=20,
-                    guidance_scale=scale,
+                    **{"guidance_scale": 1.0, **kw},
                 )
                 m = ControlMetric()
                 for c in out:
                     m.update(c, traj)
-                row[label] = m.compute()
-            rows.append(("DiT generator (control: guidance 0)", prompt, row))
+                return m.compute()
+
+            with_prompt = errors()
+            for name, kw in controls:
+                row = {"with": with_prompt, "control": errors(**kw)}
+                rows.append((f"{label} (control: {name})", prompt, row))
     # Generation by forecasting: real openings continued along the prompt (or, as the control,
     # along their own history at constant velocity), scored against the prompt from the last
     # opening frame on.
@@ -434,6 +454,12 @@ def main() -> None:
         help="comma-separated runs to train (missing ones are trained "
         "unless left out here; tables whose runs are absent are skipped)",
     )
+    ap.add_argument(
+        "--samplers",
+        default="",
+        help="comma-separated sampler:steps for the sampling table (default: DDPM-1000, DDIM and "
+        "DPM-Solver++ at 10/20/50; the first is the reference of the ratios)",
+    )
     ap.add_argument("--train-only", action="store_true", help="train the selected runs and stop")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -457,8 +483,11 @@ def main() -> None:
     have = set(results["train"]) | {n for n in RUNS if (work / "runs" / n / "config.json").exists()}
     if "forecast" in only and {"forecaster", "planner"} <= have:
         results["forecast"] = forecast_table(work, args.windows, have)
-    if "sampling" in only and {"generator", "features"} <= have:
-        results["sampling"] = sampling_table(work, args.clips)
+    pairs = (x.split(":") for x in args.samplers.split(",") if x)
+    samplers = tuple((a, int(b)) for a, b in pairs) or SAMPLERS
+    for run in ("generator", "generator-scene"):
+        if "sampling" in only and {run, "features"} <= have:
+            results[f"sampling {run}"] = sampling_table(work, args.clips, run=run, samplers=samplers)
     if "headroom" in only:
         results["headroom"] = headroom_table(work, args.windows)
     if "control" in only:
@@ -498,22 +527,22 @@ def print_tables(results: dict) -> None:
         print(f"| goal: ego-warp +50% at 3 s, +30% avg | - | - | {goal[2]:.2f} | {goal[3]:.2f} | - |")
         share = ", ".join(f"{100 * v:.1f}%" for v in results["headroom"][-1][1]["share"])
         print(f"\n{ego['windows']} windows; unseen share of the grid per 0.5 s step: {share}.")
-    if "sampling" in results:
-        print("\n## Sampling (tiny generator, 8-frame clips, real val trajectories as prompts)\n")
+    for key in [k for k in results if k.startswith("sampling")]:
+        print(f"\n## Sampling ({key.split()[1]}, 8-frame clips, real val trajectories as prompts)\n")
         print("| sampler | steps | s/clip | Fréchet distance | / DDPM-1000 (90% interval) | precision "
               "| recall |")
         print("|---|---|---|---|---|---|---|")
-        for name, r in results["sampling"]:
+        for name, r in results[key]:
             if "seconds_per_clip" in r:
                 s, n = name.split()
-                ratio = "1"
+                ratio = "1 (reference)"
                 if "ratio" in r:
                     ratio = f"{r['ratio']:.3f} ({r['ratio_90'][0]:.3f}-{r['ratio_90'][1]:.3f})"
                 cells = [f"{r['seconds_per_clip']:.2f}", f"{r['fd']:.4g}", ratio, f"{r['precision']:.2f}"]
                 print(f"| {s} | {n} | " + " | ".join(cells) + f" | {r['recall']:.2f} |")
-        frames = results["sampling"][0][1]["frames"]
+        frames = results[key][0][1]["frames"]
         print(f"\n{frames} generated frames per sampler.")
-        extra = dict(results["sampling"][-2:])
+        extra = dict(results[key][-2:])
         print(
             f"\nFloor (two halves of real val frames): {extra['real vs real (floor)']['fd']:.4g}; "
             f"features {extra['extractor']['name']}."

@@ -9,6 +9,13 @@ which is how clips longer than the training horizon are made (sliding-window ext
 Generation: the first window is drawn from noise; each next window keeps the last ``overlap``
 latent frames of the clip so far as known context and draws the rest, conditioned on the
 trajectory rebased to the window's first frame. Windows are decoded together at the end.
+
+Scene-centric (``scene_centric``, :mod:`occ4d.models.world.scene_frame`): the DiT learns and
+draws each window in the ego frame of its middle frame, where the static scene stands still, and
+every decoded frame is resampled into its own ego frame with the prompt's relative pose, so the
+clip moves the way the prompt drives by construction (the geometry conditions the generation, the
+trajectory embedding and its guidance only the content). A next window's known frames are the
+clip so far, resampled into that window's reference frame and encoded again.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ from dataclasses import dataclass
 
 import torch
 
+from occ4d.core.grid import OCC3D, GridSpec
+from occ4d.core.vocab import OCC3D_VOCAB
 from occ4d.diffusion import DiffusionConfig, sample
 from occ4d.models.world.dit import DiTConfig
 from occ4d.models.world.embed import extend_traj, rebase_traj
 from occ4d.models.world.latent_diffusion import Conditioning, LatentDiffusion
+from occ4d.models.world.scene_frame import check_traj, from_reference, reference_index, to_reference
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,9 @@ class GeneratorConfig:
     diffusion: DiffusionConfig = DiffusionConfig()
     frames: int = 4  # occupancy frames per clip (the training horizon)
     prefix_prob: float = 0.5  # share of training clips that see a known prefix
+    scene_centric: bool = False  # learn and draw windows in their middle frame, then move them
+    grid: GridSpec = OCC3D  # the tokenizer's grid (the scene-centric resampling's geometry)
+    free: int = OCC3D_VOCAB.free
 
     def __post_init__(self) -> None:
         if self.dit.traj_frames != self.frames:
@@ -48,6 +61,15 @@ class OccGenerator(LatentDiffusion):
 
     ``loss``: occ (B, frames, X, Y, Z) ids, traj (B, frames, 3) in any frame (rebased to frame 0).
     """
+
+    def loss(self, occ: torch.Tensor, traj: torch.Tensor, generator: torch.Generator, keys=None):
+        """Scene-centric: the clip is resampled into its middle frame before encoding, so the
+        latents of a frame depend on the clip it is in and are not cached by frame (``keys``)."""
+        if self.config.scene_centric:
+            cfg = self.config
+            occ = to_reference(occ, traj, reference_index(occ.shape[1]), grid=cfg.grid, fill=cfg.free)
+            keys = None
+        return super().loss(occ, traj, generator, keys)
 
     def _prefix_mask(self, b: int, t: int, generator: torch.Generator, device) -> torch.Tensor:
         """(B, 1, t, 1, 1) float: 1 on the known prefix frames (none for most clips)."""
@@ -121,49 +143,80 @@ class OccGenerator(LatentDiffusion):
         guidance_scale: float = 1.0,
         overlap: int | None = None,
         progress: bool = False,
+        move: bool = True,
     ) -> torch.Tensor:
         """Clips (B, frames, X, Y, Z) uint8 following ``traj`` (B, F, 3), relative to frame 0.
 
         A trajectory shorter than ``frames`` is extended at constant velocity. ``overlap`` is
-        the number of latent frames each window re-uses (default: half the window).
+        the number of latent frames each window re-uses (default: half the window). ``move``
+        (scene-centric models only): False leaves every frame in its window's reference frame,
+        the ablation without the geometric conditioning.
         """
         frames = frames or traj.shape[1]
+        check_traj(traj, 1)
+        if self.config.scene_centric:
+            return self._generate_scene_centric(
+                traj, generator=generator, frames=frames, sampler=sampler, steps=steps,
+                guidance_scale=guidance_scale, overlap=overlap, progress=progress, move=move,
+            )
         r = self.codec.frames_per_latent
+        windows, new, known = self._windows(frames, overlap)
+        traj = extend_traj(traj.float(), self.config.frames + (windows - 1) * new * r)
+        latents = None
+        for w in range(windows):
+            start = w * new * r
+            window_traj = rebase_traj(traj[:, start : start + self.config.frames], 0)
+            k = 0 if latents is None else known
+            z = self.sample_latents(
+                window_traj,
+                generator=generator,
+                sampler=sampler,
+                steps=steps,
+                guidance_scale=guidance_scale,
+                context=latents,
+                known=k,
+                progress=progress,
+            )
+            latents = z if latents is None else torch.cat([latents, z[:, :, k:]], dim=2)
+        return self.codec.decode(latents, latents.shape[2] * r)[:, :frames]
+
+    def _windows(self, frames: int, overlap: int | None) -> tuple[int, int, int]:
+        """(windows, new latent frames per window, known latent frames per later window)."""
         t_lat = self.config.dit.latent_size[0]
         overlap = t_lat // 2 if overlap is None else overlap
         if t_lat > 1 and not 0 < overlap < t_lat:
             raise ValueError(f"overlap must be in 1..{t_lat - 1} latent frames, got {overlap}")
         if frames > self.config.frames and not self.config.dit.context:
             raise ValueError("clips longer than the training horizon need a DiT with context=True")
-        new_per_window = (t_lat - overlap) if t_lat > 1 else 1
-        windows = 1 + max(0, -(-(frames - self.config.frames) // (new_per_window * r)))
-        total = self.config.frames + (windows - 1) * new_per_window * r
-        traj = extend_traj(traj.float(), total)
-        latents = None
+        new = (t_lat - overlap) if t_lat > 1 else 1
+        windows = 1 + max(0, -(-(frames - self.config.frames) // (new * self.codec.frames_per_latent)))
+        return windows, new, t_lat - new
+
+    @torch.no_grad()
+    def _generate_scene_centric(
+        self, traj, *, generator, frames, sampler, steps, guidance_scale, overlap, progress, move
+    ) -> torch.Tensor:
+        """Window by window: draw the latents in the window's reference frame, decode them and
+        move each frame into its own ego frame along the prompt (module docstring)."""
+        cfg = self.config
+        r, n = self.codec.frames_per_latent, cfg.frames
+        windows, new, known = self._windows(frames, overlap)
+        traj = extend_traj(traj.float(), n + (windows - 1) * new * r)
+        ref = reference_index(n)
+        clip = None  # (B, T, X, Y, Z) in each frame's own ego frame
         for w in range(windows):
-            start = w * new_per_window * r
-            window_traj = rebase_traj(traj[:, start : start + self.config.frames], 0)
-            if latents is None:
-                z = self.sample_latents(
-                    window_traj,
-                    generator=generator,
-                    sampler=sampler,
-                    steps=steps,
-                    guidance_scale=guidance_scale,
-                    progress=progress,
-                )
-                latents = z
-            else:
-                known = t_lat - new_per_window
-                z = self.sample_latents(
-                    window_traj,
-                    generator=generator,
-                    sampler=sampler,
-                    steps=steps,
-                    guidance_scale=guidance_scale,
-                    context=latents,
-                    known=known,
-                    progress=progress,
-                )
-                latents = torch.cat([latents, z[:, :, known:]], dim=2)
-        return self.codec.decode(latents, latents.shape[2] * r)[:, :frames]
+            start = w * new * r
+            wtraj = rebase_traj(traj[:, start : start + n], 0)
+            context, k = None, 0
+            if clip is not None:  # the clip so far, in this window's reference frame, as context
+                k = known
+                seen = to_reference(clip[:, start : start + k * r], wtraj, ref, grid=cfg.grid, fill=cfg.free)
+                context, _ = self.codec.encode(seen)
+            z = self.sample_latents(
+                wtraj, generator=generator, sampler=sampler, steps=steps,
+                guidance_scale=guidance_scale, context=context, known=k, progress=progress,
+            )
+            scene = self.codec.decode(z, n)  # (B, n, X, Y, Z) in the reference frame
+            out = from_reference(scene, wtraj, ref, grid=cfg.grid, fill=cfg.free) if move else scene
+            clip = out if clip is None else torch.cat([clip, out[:, k * r :]], dim=1)
+        return clip[:, :frames]

@@ -50,6 +50,7 @@ class WorldModelConfig:
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "linear"
     cond_dropout: float = 0.1
     prefix_prob: float = 0.5  # generator: share of clips trained as continuations
+    scene_centric: bool = False  # generator: windows made in their middle frame, moved along the prompt
     mode: Literal["frozen", "e2e"] = "frozen"  # forecaster: tokenizer frozen or trained jointly
     recon_weight: float = 1.0
     # forecaster: the full-resolution ego-warp skip (models/world/refiner.py)
@@ -86,6 +87,8 @@ class WorldModelConfig:
             raise ValueError("past, future and frames must be positive")
         if self.hidden % 6 or self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of 6 and of heads ({self.heads})")
+        if self.scene_centric and self.kind != "generator":
+            raise ValueError(f"scene_centric is a generator option, not a {self.kind}'s")
         if self.refine and self.kind != "forecaster":
             raise ValueError(f"refine is a forecaster option, not a {self.kind}'s")
         if self.kind == "refiner" and self.refine_base == "ego-warp" and self.refine_region == "unseen":
@@ -170,6 +173,13 @@ PRESETS: dict[str, Preset] = {
         DataConfig(frames=8, stride=1, batch_size=4),
         _TINY_OPTIM,
         note="OccSora-line DiT over 8-frame clips of the tiny KL-VAE latents, trajectory-conditioned",
+    ),
+    "tiny-generator-scene": Preset(
+        _tiny("generator", frames=8, scene_centric=True),
+        DataConfig(frames=8, stride=1, batch_size=4),
+        _TINY_OPTIM,
+        note="tiny-generator conditioned on the geometry: each 8-frame window is made in its middle "
+        "ego frame and every frame moved into its own along the prompt (models/world/scene_frame.py)",
     ),
     "tiny-autoregressive": Preset(
         _tiny("autoregressive", tokenizer="runs/tiny-vqvae", hidden=96, depth=3),
@@ -305,7 +315,14 @@ def build(cfg: WorldModelConfig) -> nn.Module:
     )
     if cfg.kind == "generator":
         return OccGenerator(
-            GeneratorConfig(dit=dit, diffusion=cfg.diffusion(), frames=frames, prefix_prob=cfg.prefix_prob),
+            GeneratorConfig(
+                dit=dit,
+                diffusion=cfg.diffusion(),
+                frames=frames,
+                prefix_prob=cfg.prefix_prob,
+                scene_centric=cfg.scene_centric,
+                grid=_grid(tuple(codec.tokenizer.config.grid)),
+            ),
             codec,
         )
     refiner = None
