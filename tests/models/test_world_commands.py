@@ -274,6 +274,16 @@ def test_prompts_and_trajectory_files(tmp_path, dataset_dir):
         load_trajectory(str(tmp_path / "bad.json"), 3)
     with pytest.raises(DataError, match="prompt"):
         load_trajectory("zigzag", 3)
+    (tmp_path / "nan.json").write_text('[[0, 0, 0], [NaN, 0, 0]]')  # Python's json reads NaN
+    with pytest.raises(DataError, match=r"nan.json: trajectory contains NaN") as err:
+        load_trajectory(str(tmp_path / "nan.json"), 3)
+    assert "\n" not in str(err.value)
+    (tmp_path / "one.json").write_text("[[0, 0, 0]]")
+    with pytest.raises(DataError, match=r"one.json: trajectory has 1 row\(s\)"):
+        load_trajectory(str(tmp_path / "one.json"), 3)
+    (tmp_path / "flat.json").write_text("[[0, 0], [1, 0]]")
+    with pytest.raises(DataError, match=r"flat.json: trajectory must have shape \(T, 3\)"):
+        load_trajectory(str(tmp_path / "flat.json"), 3)
 
 
 def test_real_trajectory_prompt(mini_infos_path):

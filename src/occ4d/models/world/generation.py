@@ -42,8 +42,13 @@ def load_trajectory(spec: str, frames: int, scene: str = "", start: int = 0) -> 
                 np.asarray(rows, dtype=np.float64),
                 float(obj.get("hz", 2.0)) if isinstance(obj, dict) else 2.0,
             )
+        except DataError as e:  # the rows parsed but are not a trajectory (NaN, wrong shape, ...)
+            raise DataError(path, e.problem) from e
         except (TypeError, ValueError) as e:
             raise DataError(path, f"trajectory must be a list of [x, y, yaw] rows ({e})") from e
+        if len(traj.xyyaw) < 2:
+            raise DataError(path, f"trajectory has {len(traj.xyyaw)} row(s); a prompt needs at least 2 "
+                            "(the ego's motion from the first to the second frame)")
         return traj.rebased(0).xyyaw, path.stem
     from occ4d.data.trajectories import ego_trajectory
 
