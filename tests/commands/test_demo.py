@@ -28,7 +28,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "diffusion forecaster forecast" in html and len(html) > 100_000
     assert (tmp_path / "world" / "occ4d_infos_temporal_val.pkl").is_file()
     # three trained runs, each with its final checkpoint
-    for run in ("tiny-rvq", "tiny-forecaster-warp", "tiny-generator"):
+    for run in ("tiny-rvq", "tiny-forecaster-warp", "tiny-generator-scene"):
         assert list((tmp_path / "runs" / run).glob("ckpt-*.safetensors")), run
     # the tokenizer's figure says what it rests on
     note = next(line for line in text.splitlines() if "tokenizer reconstruction:" in line)
@@ -39,8 +39,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
     assert vals.shape == (12, 4) and np.all((vals >= 0) & (vals <= 100))  # 5 baselines + the model
     assert "diffusion forecaster (tiny-forecaster-warp at 0.003 x budget): 1 windows" in text
-    # one generated clip per prompt, with the control error with and without the condition
-    table = text[text.index("without (unconditional branch)"):].splitlines()[1:5]
+    # one generated clip per prompt, with the control error moved along the prompt and not
+    table = text[text.index("control: not moved along the prompt"):].splitlines()[1:5]
     control = [line.split() for line in table]
     assert [r[0] for r in control] == ["straight", "left", "right", "stop"]
     errs = np.array([[float(r[1]), float(r[3]), float(r[4]), float(r[6])] for r in control])

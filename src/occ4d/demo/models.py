@@ -23,10 +23,13 @@ import torch
 # 32.40); the world models patch its 50x50 latents 10x10, so they see the same 5x5 tokens per
 # frame as on the 25x25 KL-VAE latents with their presets' 5x5 patches.
 DEMO_TOKENIZER = "tiny-rvq"
+# The generator is the scene-centric one: conditioned on the geometry, its clips follow the prompt
+# at any budget, where the embedding-conditioned tiny-generator does not at the demo's.
+DEMO_GENERATOR = "tiny-generator-scene"
 DEMO_RUNS = (
     ("tokenizer", DEMO_TOKENIZER, {}, "tokenizer"),
     ("worldmodel", "tiny-forecaster-warp", {"patch": (1, 10, 10)}, "world"),
-    ("worldmodel", "tiny-generator", {"patch": (1, 10, 10)}, "world"),
+    ("worldmodel", DEMO_GENERATOR, {"patch": (1, 10, 10)}, "world"),
 )
 DEMO_PROMPTS = ("straight", "left", "right", "stop")
 
@@ -113,11 +116,12 @@ def forecast_row(run: Path, windows, *, past: int, future: int, steps: int):
 
 
 def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int = 0) -> list[dict]:
-    """One clip per trajectory prompt, with and without the condition; their control errors.
+    """One clip per trajectory prompt, and a control clip; their control errors.
 
-    Guidance 1 follows the trajectory; guidance 0 is the same model's unconditional branch
-    (trained with condition dropout), the control row: its error is what ignoring the
-    prompt costs.
+    The control shows what the condition does: for a scene-centric generator
+    (:mod:`occ4d.models.world.scene_frame`), the same clip left in its window's reference frame
+    (not moved along the prompt); otherwise the same model's unconditional branch (guidance 0,
+    trained with condition dropout).
     """
     from occ4d.io.clipfile import save_clip
     from occ4d.metrics.control import ControlMetric
@@ -126,24 +130,34 @@ def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int =
 
     model, _, _ = load_model(str(run))
     model.eval()
+    control = {"move": False} if model.config.scene_centric else {"guidance_scale": 0.0}
     rows = []
     for name in DEMO_PROMPTS:
         traj = prompt_trajectory(name, frames)
         row = {"prompt": name}
-        for guidance in (1.0, 0.0):
+        for key, kw in (("cond", {"guidance_scale": 1.0}), ("uncond", control)):
             g = torch.Generator().manual_seed(seed)
             clip = model.generate(torch.as_tensor(traj, dtype=torch.float32)[None], frames=frames,
-                                  generator=g, steps=steps, guidance_scale=guidance)[0]
+                                  generator=g, steps=steps, **kw)[0]
             m = ControlMetric()
             m.update(clip, traj)
             err = m.compute()
-            key = "cond" if guidance else "uncond"
             row[f"{key}_m"], row[f"{key}_deg"] = err["trans_err_m"], err["yaw_err_deg"]
-            if guidance:
+            if key == "cond":
                 save_clip(out / f"{name}.npz", clip.numpy(), np.asarray(traj, dtype=np.float64))
                 row["clip"] = clip
         rows.append(row)
     return rows
+
+
+def control_label(run: Path) -> str:
+    """What the control column of :func:`generate_clips` holds for this generator run."""
+    import json
+
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    if cfg.get("model", {}).get("scene_centric"):
+        return "control: not moved along the prompt"
+    return "without (unconditional branch)"
 
 
 def steer_clips(windows, out: Path, *, past: int, future: int, frames: int) -> list[dict]:

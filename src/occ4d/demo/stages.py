@@ -125,7 +125,7 @@ def run_demo(out: Path, *, seed: int = 0, scenes: int = 4, frames: int = 24, wor
     log(f"wrote the steered clips (clip files and GIFs) to {steered}")
 
     if train:
-        from occ4d.demo.models import forecast_row, generate_clips, train_models
+        from occ4d.demo.models import DEMO_GENERATOR, control_label, forecast_row, generate_clips, train_models
         from occ4d.models.world.forecasting import format_table
 
         log(f"[4/{stages}] training the tiny tokenizer ({tokenizer_budget:g} x its preset's sample budget) "
@@ -138,12 +138,12 @@ def run_demo(out: Path, *, seed: int = 0, scenes: int = 4, frames: int = 24, wor
                                  f"{len(windows)} windows, GT trajectory, DDIM {steps} steps"))
         forecasters["diffusion forecaster"] = model
         gen = out / "generated"
-        rows = generate_clips(runs["tiny-generator"], gen, frames=gen_frames, steps=steps, seed=seed)
+        rows = generate_clips(runs[DEMO_GENERATOR], gen, frames=gen_frames, steps=steps, seed=seed)
         for r in rows:
             write_video(gen / f"{r['prompt']}.gif",
                         clip_frames(r["clip"].numpy(), trajectory=prompt_trajectory(r["prompt"], gen_frames),
                                     current=0, scale=2, title=f"generated: {r['prompt']}"), fps=2.0)
-        log(format_control(rows))
+        log(format_control(rows, control_label(runs[DEMO_GENERATOR])))
         log(f"wrote the generated clips (clip files and GIFs) to {gen}")
 
     log(f"[{stages}/{stages}] writing the interactive viewer")
