@@ -88,8 +88,8 @@ class WarpForecaster(nn.Module):
             keep = torch.ones_like(target, dtype=torch.bool)
         flat, y = logits[keep].float(), target[keep]
         if y.numel() == 0:  # the ego stood still: nothing entered the grid
-            zero = logits.sum() * 0.0
-            return zero, {"refine_ce": 0.0, "voxels": 0.0}
+            zero = logits.sum() * 0.0  # the same log keys as any step (the loop averages them)
+            return zero, {"refine_ce": 0.0, "voxels": 0.0, **({"lovasz": 0.0} if self.lovasz_weight else {})}
         weight = balanced_class_weights(y, cfg.num_classes) if cfg.balanced else None
         ce = F.cross_entropy(flat, y, weight=weight)
         loss, logs = ce, {"refine_ce": float(ce.detach()), "voxels": float(y.numel())}
