@@ -130,7 +130,8 @@ def test_preset_builds_without_a_tokenizer_and_trains():
 
     argv = ["worldmodel", "--preset", "tiny-forecaster-unseen", "--data", "d", "--out", "o"]
     cfg = build_config("worldmodel", tyro.cli(TrainArgs, args=argv)).model
-    assert (cfg.kind, cfg.tokenizer, cfg.refine_base, cfg.refine_region) == ("refiner", "", "fused-warp", "unseen")
+    got = (cfg.kind, cfg.tokenizer, cfg.refine_base, cfg.refine_region)
+    assert got == ("refiner", "", "fused-warp", "unseen")
     small = dataclasses.replace(cfg, grid=SHAPE, refine_embed=4, refine_channels=(8, 8, 8))
     model = worldmodel.build(small)
     assert isinstance(model, WarpForecaster) and model.refiner.config.grid.shape == SHAPE
