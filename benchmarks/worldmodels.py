@@ -32,6 +32,7 @@ presets' budgets times ``--scale``. Then it prints five tables:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -409,10 +410,15 @@ def control_table(
             ("not moved along the prompt", dict(move=False)),
         )),
     ]
+    if "generator-scene" in have:  # the ablation: each frame keeps the static scene the DiT drew for it
+        gens.append(("generator-scene", "scene-centric DiT generator, no shared static scene",
+                     (("not moved along the prompt", dict(move=False)),)))
     for run, label, controls in gens:
         if run not in have:
             continue
         gen, _, _ = load_model(work / "runs" / run)
+        if "no shared static" in label:
+            gen.config = dataclasses.replace(gen.config, share_static=False)
         for prompt in PROMPTS:
             traj = torch.as_tensor(prompt_trajectory(prompt, gen_frames), dtype=torch.float32)
 

@@ -8,11 +8,17 @@ import pytest
 import torch
 
 from occ4d.core.grid import GridSpec
-from occ4d.core.vocab import Occ3D
+from occ4d.core.vocab import OCC3D_DYNAMIC, Occ3D
 from occ4d.models.world import GeneratorConfig, LatentCodec, OccGenerator
 from occ4d.models.world.embed import extend_traj
 from occ4d.models.world.motion import GROUND
-from occ4d.models.world.scene_frame import check_traj, from_reference, reference_index, to_reference
+from occ4d.models.world.scene_frame import (
+    check_traj,
+    from_reference,
+    reference_index,
+    share_static,
+    to_reference,
+)
 from tests.models.test_world import tiny_dit, tiny_tokenizer, train_steps
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models (tests/conftest.py)
@@ -79,6 +85,20 @@ def test_a_left_turn_swings_the_scene_to_the_right_and_the_ground_continues():
     assert int(Occ3D.DRIVEABLE_SURFACE) in GROUND
 
 
+def test_a_window_shares_its_reference_frames_static_scene():
+    scene = torch.full((1, 3, *SHAPE), FREE, dtype=torch.uint8)
+    scene[:, 1, 0:4, :, 1] = int(Occ3D.MANMADE)  # the reference frame's building ...
+    scene[:, 1, 8:10, 8:10, 1] = int(Occ3D.CAR)  # ... and its car
+    scene[:, 0, 12:16, :, 1] = int(Occ3D.VEGETATION)  # another frame drew trees instead
+    scene[:, 0, 5:7, 5:7, 1] = int(Occ3D.PEDESTRIAN)  # and a walker
+    out = share_static(scene, 1)
+    assert torch.equal(out[:, 1], scene[:, 1])  # the reference frame itself is unchanged
+    assert torch.all(out[:, :, 0:4, :, 1] == int(Occ3D.MANMADE))  # every frame has its building
+    assert not (out[:, 0] == int(Occ3D.VEGETATION)).any()
+    assert torch.all(out[:, 0, 5:7, 5:7, 1] == int(Occ3D.PEDESTRIAN))  # own road users are kept
+    assert torch.all(out[:, 0, 8:10, 8:10, 1] == FREE) and torch.all(out[:, 2, 8:10, 8:10, 1] == FREE)
+
+
 def test_bad_trajectories_are_refused_in_one_line():
     occ, traj, _ = static_world(frames=4)
     with pytest.raises(ValueError, match="NaN"):
@@ -122,6 +142,11 @@ def test_scene_centric_clips_move_along_the_prompt():
     still = gen.generate(left, generator=torch.Generator().manual_seed(5), move=False, **kw)
     assert moved.shape == still.shape == (1, 4, *SHAPE) and moved.dtype == torch.uint8
     assert torch.equal(moved, from_reference(still, left, reference_index(4), grid=GRID))
+    static = still[:, reference_index(4)]
+    # one static scene per window: wherever no frame drew a road user, every frame is the reference's
+    dyn = torch.isin(still, torch.tensor([int(c) for c in OCC3D_DYNAMIC], dtype=still.dtype)).any(1)
+    for t in range(4):
+        assert torch.equal(still[:, t][~dyn], static[~dyn])
     stop = gen.generate(torch.zeros(1, 4, 3), generator=torch.Generator().manual_seed(5), **kw)
     assert torch.equal(stop, gen.generate(torch.zeros(1, 4, 3), generator=torch.Generator().manual_seed(5),
                                           move=False, **kw))  # standing still moves nothing

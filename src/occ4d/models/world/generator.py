@@ -14,8 +14,11 @@ Scene-centric (``scene_centric``, :mod:`occ4d.models.world.scene_frame`): the Di
 draws each window in the ego frame of its middle frame, where the static scene stands still, and
 every decoded frame is resampled into its own ego frame with the prompt's relative pose, so the
 clip moves the way the prompt drives by construction (the geometry conditions the generation, the
-trajectory embedding and its guidance only the content). A next window's known frames are the
-clip so far, resampled into that window's reference frame and encoded again.
+trajectory embedding and its guidance only the content). In the reference frame the static scene
+does not move, so every frame of a window takes the reference frame's static scene and keeps
+only its own road users (``share_static``); without it, a DiT trained at a CPU budget draws a
+different town in each frame and the clip follows no trajectory. A next window's known frames
+are the clip so far, resampled into that window's reference frame and encoded again.
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ from occ4d.diffusion import DiffusionConfig, sample
 from occ4d.models.world.dit import DiTConfig
 from occ4d.models.world.embed import extend_traj, rebase_traj
 from occ4d.models.world.latent_diffusion import Conditioning, LatentDiffusion
-from occ4d.models.world.scene_frame import check_traj, from_reference, reference_index, to_reference
+from occ4d.models.world.scene_frame import (
+    check_traj,
+    from_reference,
+    reference_index,
+    share_static,
+    to_reference,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class GeneratorConfig:
     frames: int = 4  # occupancy frames per clip (the training horizon)
     prefix_prob: float = 0.5  # share of training clips that see a known prefix
     scene_centric: bool = False  # learn and draw windows in their middle frame, then move them
+    share_static: bool = True  # scene-centric: every frame takes the reference frame's static scene
     grid: GridSpec = OCC3D  # the tokenizer's grid (the scene-centric resampling's geometry)
     free: int = OCC3D_VOCAB.free
 
@@ -217,6 +227,8 @@ class OccGenerator(LatentDiffusion):
                 guidance_scale=guidance_scale, context=context, known=k, progress=progress,
             )
             scene = self.codec.decode(z, n)  # (B, n, X, Y, Z) in the reference frame
+            if cfg.share_static:
+                scene = share_static(scene, ref, free=cfg.free)
             out = from_reference(scene, wtraj, ref, grid=cfg.grid, fill=cfg.free) if move else scene
             clip = out if clip is None else torch.cat([clip, out[:, k * r :]], dim=1)
         return clip[:, :frames]

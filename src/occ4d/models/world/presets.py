@@ -51,6 +51,7 @@ class WorldModelConfig:
     cond_dropout: float = 0.1
     prefix_prob: float = 0.5  # generator: share of clips trained as continuations
     scene_centric: bool = False  # generator: windows made in their middle frame, moved along the prompt
+    share_static: bool = True  # scene-centric generator: one static scene per window (its middle frame's)
     mode: Literal["frozen", "e2e"] = "frozen"  # forecaster: tokenizer frozen or trained jointly
     recon_weight: float = 1.0
     # forecaster: the full-resolution ego-warp skip (models/world/refiner.py)
@@ -321,6 +322,7 @@ def build(cfg: WorldModelConfig) -> nn.Module:
                 frames=frames,
                 prefix_prob=cfg.prefix_prob,
                 scene_centric=cfg.scene_centric,
+                share_static=cfg.share_static,
                 grid=_grid(tuple(codec.tokenizer.config.grid)),
             ),
             codec,

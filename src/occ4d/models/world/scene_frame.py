@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from occ4d.core.grid import OCC3D, GridSpec
-from occ4d.core.vocab import OCC3D_VOCAB
+from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB
 from occ4d.models.world.baselines import warp_grid
 from occ4d.models.world.embed import rebase_traj
 from occ4d.models.world.motion import GROUND
@@ -74,3 +74,16 @@ def from_reference(
     t_in_ref = rebase_traj(traj.double(), ref)[:, :t]  # (B, T, 3): frame t in the reference frame
     out = warp_grid(occ_ref.flatten(0, 1), t_in_ref.flatten(0, 1), grid=grid, fill=fill, extrude=extrude)
     return out.reshape(occ_ref.shape)
+
+
+def share_static(scene: torch.Tensor, ref: int, *, free: int = OCC3D_VOCAB.free,
+                 dynamic: tuple[int, ...] = tuple(int(c) for c in OCC3D_DYNAMIC)) -> torch.Tensor:
+    """(B, T, X, Y, Z) frames in one reference ego frame -> every frame with the static scene of
+    frame ``ref`` and its own road users (the ``dynamic`` classes): the world does not move, so
+    in a common frame only the traffic may differ between frames. Frame ``ref``'s own road users
+    are removed from the others (free), so a car that drove on is not left behind."""
+    dyn = torch.as_tensor(dynamic, dtype=scene.dtype, device=scene.device)
+    base = scene[:, ref : ref + 1]
+    still = torch.where(torch.isin(base, dyn), torch.full_like(base, free), base)  # (B, 1, X, Y, Z)
+    moving = torch.isin(scene, dyn)
+    return torch.where(moving, scene, still.expand_as(scene))
