@@ -39,6 +39,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     vals = np.array([[float(v) for v in r[1:]] for r in rows])
     assert vals.shape == (12, 4) and np.all((vals >= 0) & (vals <= 100))  # 5 baselines + the model
     assert "diffusion forecaster (tiny-forecaster-warp at 0.003 x budget): 1 windows" in text
+    # and it says plainly whether it beats the best hand-written baseline
+    assert "the best hand-written baseline" in text
     # one generated clip per prompt, with the control error moved along the prompt and not
     table = text[text.index("control: not moved along the prompt"):].splitlines()[1:5]
     control = [line.split() for line in table]
@@ -72,6 +74,16 @@ def test_demo_without_training_runs_the_baselines_only(tmp_path, capsys):
 def test_demo_refuses_too_few_frames(tmp_path):
     with pytest.raises(SystemExit, match="at least 10"):
         main(["demo", "--out", str(tmp_path), "--frames", "5"])
+
+
+def test_the_forecaster_is_compared_with_the_best_baseline_plainly():
+    from occ4d.demo.stages import versus_best_baseline
+
+    base = {"ego-warp": {"mIoU_avg": 50.0}, "fused-warp": {"mIoU_avg": 55.0}}
+    behind = versus_best_baseline({"mIoU_avg": 50.25}, base, 0.15)
+    assert "not ahead of fused-warp" in behind and "4.75 avg mIoU behind" in behind and "0.15 x" in behind
+    ahead = versus_best_baseline({"mIoU_avg": 56.5}, base, 1.0)
+    assert ahead.startswith("the trained forecaster is 1.50 avg mIoU ahead of fused-warp")
 
 
 def test_reconstruction_note_names_frames_and_budget(tmp_path):
