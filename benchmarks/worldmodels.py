@@ -282,13 +282,21 @@ def unseen_table(work: Path, windows: int, runs: list[str]) -> list[tuple[str, d
     from occ4d.metrics.forecast import ForecastMetric
     from occ4d.models.world import unseen_columns
     from occ4d.models.world.forecasting import load_forecaster
-    from occ4d.models.world.motion import GROUND
+    from occ4d.models.world.motion import GROUND, MotionConfig, MotionWarp
 
     ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=6, stride=1, with_masks=False)
     dyn = torch.as_tensor([int(c) for c in OCC3D_DYNAMIC])
     ground = torch.as_tensor(GROUND)
     free = torch.tensor(OCC3D_VOCAB.free, dtype=torch.uint8)
-    models = {"fused-warp": load_forecaster("fused-warp")[0]}
+    # fused-warp first (the oracles start from it), then a hand-written guess that continues every
+    # static class of the border (not only the ground) into the area, then the learned runs
+    static = tuple(c for c in range(OCC3D_VOCAB.num_classes) if c not in dyn and c != OCC3D_VOCAB.free)
+    models = {
+        "fused-warp": load_forecaster("fused-warp")[0],
+        "fused-warp extruding every static class (hand-written)": MotionWarp(
+            config=MotionConfig(extrude=static, fuse=True)
+        ),
+    }
     models |= {f"{Path(r).name} (learned)": load_forecaster(r)[0] for r in runs}
     oracles = ["fused-warp, the truth's ground there", "the truth's static classes there, no traffic"]
     metrics = {n: ForecastMetric(steps=6) for n in [*models, *oracles]}
@@ -403,22 +411,21 @@ def control_table(
     rows = []
     # (run, label, controls): the control is guidance 0 (the unconditional branch), and for the
     # scene-centric generator also the same clips left in their reference frame (not moved).
+    # (run, label, config overrides, controls); the last row is the ablation in which each frame
+    # keeps the static scene the DiT drew for it.
+    unmoved = ("not moved along the prompt", dict(move=False))
     gens = [
-        ("generator", "DiT generator", (("guidance 0", dict(guidance_scale=0.0)),)),
-        ("generator-scene", "scene-centric DiT generator", (
-            ("guidance 0", dict(guidance_scale=0.0)),
-            ("not moved along the prompt", dict(move=False)),
-        )),
+        ("generator", "DiT generator", {}, (("guidance 0", dict(guidance_scale=0.0)),)),
+        ("generator-scene", "scene-centric DiT generator", {},
+         (("guidance 0", dict(guidance_scale=0.0)), unmoved)),
+        ("generator-scene", "scene-centric DiT generator, no shared static scene",
+         {"share_static": False}, (unmoved,)),
     ]
-    if "generator-scene" in have:  # the ablation: each frame keeps the static scene the DiT drew for it
-        gens.append(("generator-scene", "scene-centric DiT generator, no shared static scene",
-                     (("not moved along the prompt", dict(move=False)),)))
-    for run, label, controls in gens:
+    for run, label, overrides, controls in gens:
         if run not in have:
             continue
         gen, _, _ = load_model(work / "runs" / run)
-        if "no shared static" in label:
-            gen.config = dataclasses.replace(gen.config, share_static=False)
+        gen.config = dataclasses.replace(gen.config, **overrides)
         for prompt in PROMPTS:
             traj = torch.as_tensor(prompt_trajectory(prompt, gen_frames), dtype=torch.float32)
 

@@ -115,8 +115,10 @@ def forecast_row(run: Path, windows, *, past: int, future: int, steps: int):
         return model, run_forecast(model, windows, past=p, future=f, traj="gt", steps=steps, progress=True)
 
 
-def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int = 0) -> list[dict]:
-    """One clip per trajectory prompt, and a control clip; their control errors.
+def generate_clips(run: Path, out: Path, *, frames: int, steps: int,
+                   seed: int = 0) -> tuple[list[dict], str]:
+    """One clip per trajectory prompt, and a control clip; their control errors, and what the
+    control column holds.
 
     The control shows what the condition does: for a scene-centric generator
     (:mod:`occ4d.models.world.scene_frame`), the same clip left in its window's reference frame
@@ -130,7 +132,10 @@ def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int =
 
     model, _, _ = load_model(str(run))
     model.eval()
-    control = {"move": False} if model.config.scene_centric else {"guidance_scale": 0.0}
+    if model.config.scene_centric:
+        control, label = {"move": False}, "control: not moved along the prompt"
+    else:
+        control, label = {"guidance_scale": 0.0}, "without (unconditional branch)"
     rows = []
     for name in DEMO_PROMPTS:
         traj = prompt_trajectory(name, frames)
@@ -147,17 +152,7 @@ def generate_clips(run: Path, out: Path, *, frames: int, steps: int, seed: int =
                 save_clip(out / f"{name}.npz", clip.numpy(), np.asarray(traj, dtype=np.float64))
                 row["clip"] = clip
         rows.append(row)
-    return rows
-
-
-def control_label(run: Path) -> str:
-    """What the control column of :func:`generate_clips` holds for this generator run."""
-    import json
-
-    cfg = json.loads((Path(run) / "config.json").read_text())
-    if cfg.get("model", {}).get("scene_centric"):
-        return "control: not moved along the prompt"
-    return "without (unconditional branch)"
+    return rows, label
 
 
 def steer_clips(windows, out: Path, *, past: int, future: int, frames: int) -> list[dict]:

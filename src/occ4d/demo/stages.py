@@ -139,7 +139,6 @@ def run_demo(out: Path, *, seed: int = 0, scenes: int = 4, frames: int = 24, wor
     if train:
         from occ4d.demo.models import (
             DEMO_GENERATOR,
-            control_label,
             forecast_row,
             generate_clips,
             train_models,
@@ -157,12 +156,12 @@ def run_demo(out: Path, *, seed: int = 0, scenes: int = 4, frames: int = 24, wor
         log(versus_best_baseline(result, baseline_results, budget))
         forecasters["diffusion forecaster"] = model
         gen = out / "generated"
-        rows = generate_clips(runs[DEMO_GENERATOR], gen, frames=gen_frames, steps=steps, seed=seed)
+        rows, control = generate_clips(runs[DEMO_GENERATOR], gen, frames=gen_frames, steps=steps, seed=seed)
         for r in rows:
             write_video(gen / f"{r['prompt']}.gif",
                         clip_frames(r["clip"].numpy(), trajectory=prompt_trajectory(r["prompt"], gen_frames),
                                     current=0, scale=2, title=f"generated: {r['prompt']}"), fps=2.0)
-        log(format_control(rows, control_label(runs[DEMO_GENERATOR])))
+        log(format_control(rows, control))
         log(f"wrote the generated clips (clip files and GIFs) to {gen}")
 
     log(f"[{stages}/{stages}] writing the interactive viewer")

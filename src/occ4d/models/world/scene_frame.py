@@ -21,14 +21,12 @@ import torch
 
 from occ4d.core.grid import OCC3D, GridSpec
 from occ4d.core.vocab import OCC3D_DYNAMIC, OCC3D_VOCAB
+from occ4d.models.tokenizers.align import reference_index  # the middle frame, as the tokenizers align
 from occ4d.models.world.baselines import warp_grid
 from occ4d.models.world.embed import rebase_traj
 from occ4d.models.world.motion import GROUND
 
-
-def reference_index(frames: int) -> int:
-    """The reference frame of a window: the middle one (frame 3 of 8), so both ends move least."""
-    return (frames - 1) // 2
+__all__ = ["check_traj", "from_reference", "reference_index", "share_static", "to_reference"]
 
 
 def check_traj(traj: torch.Tensor, frames: int) -> None:
