@@ -13,7 +13,8 @@ it with ``occ4d train perception --preset tiny --data DIR --out RUN``. Tables:
    per class: IoU (camera mask) and RayIoU (mean over its thresholds) of all, the number of
    ground-truth rays of each class, and the AVE of each flow class;
 3. forecasting (OccWorld protocol, GT trajectory): copy-last with ground-truth history and with
-   history predicted from the cameras, and ``--forecaster RUN`` both ways when given;
+   history predicted from the cameras, and each ``--forecaster RUN|BASELINE`` both ways (E2EOcc's
+   "-F" rows: the world model fed by the perception model's history);
 4. cost per preset as OccStudio reports it: parameters, forward GFLOPs (torch.utils.flop_counter,
    batch 1, counted on the meta device so the GPU presets need no GPU), FPS (batch 1, model
    forward only) and peak memory (CUDA allocator peak; on CPU the process's peak RSS).
@@ -164,7 +165,7 @@ def _mean(values) -> float:
     return sum(v) / len(v) if v else float("nan")
 
 
-def forecast_rows(data: Path, run: Path, pred_dir: Path, forecaster: str, device: str) -> list[tuple]:
+def forecast_rows(data: Path, run: Path, pred_dir: Path, forecasters: list[str], device: str) -> list[tuple]:
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
     from occ4d.models.perception.perceived import perceived_history
@@ -172,7 +173,7 @@ def forecast_rows(data: Path, run: Path, pred_dir: Path, forecaster: str, device
 
     records = load_index(data, "val")
     rows = []
-    for name in ["copy-last", *([forecaster] if forecaster else [])]:
+    for name in dict.fromkeys(["copy-last", *forecasters]):
         model, past, future, label = load_forecaster(name, device=device)
         clips = ClipDataset(records, past=past, future=future, stride=1, with_masks=False)
         cams = perceived_history(run, clips, data, records, past, device)
@@ -267,7 +268,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="synthetic world with cameras (occ4d synth --cameras)")
     ap.add_argument("--run", type=Path, nargs="*", default=[],
                     help="perception runs trained on --data (the first one feeds the forecasting table)")
-    ap.add_argument("--forecaster", default="", help="also a forecaster run (occ4d train worldmodel)")
+    ap.add_argument("--forecaster", nargs="*", default=[],
+                    help="also these forecasters, each fed ground-truth and camera history: runs of "
+                         "occ4d train worldmodel or baseline names (fused-warp, ego-warp, ...)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--widths", type=int, nargs="*", default=[352, 704])
     ap.add_argument("--presets", nargs="*", default=["tiny", "tiny-4d", "r50", "r50-4d", "r50-4d-flow"])

@@ -156,6 +156,32 @@ def test_config_validation():
         PerceptionConfig(feature_stride=2)
     with pytest.raises(ValueError, match="flow_weight"):
         PerceptionConfig(flow_weight=-1.0)
+    with pytest.raises(ValueError, match="lovasz_weight"):
+        PerceptionConfig(lovasz_weight=-0.5)
+
+
+def test_lovasz_term_scores_the_camera_visible_voxels():
+    """With ``lovasz_weight`` w the loss grows by exactly w x Lovász-softmax of the masked voxels'
+    probabilities, and voxels outside the camera mask do not enter it."""
+    from occ4d.models.losses import lovasz_softmax
+
+    cfg = PerceptionConfig(**REDUCED, depth_bins=8, context_channels=8, fpn_channels=16, depth_weight=0.0)
+    torch.manual_seed(0)
+    model = CameraOccupancy(cfg).eval()
+    batch = _batch(cfg, 1)
+    batch["mask_camera"] = torch.zeros(1, 200, 200, 16, dtype=torch.bool)
+    batch["mask_camera"][:, 100:150, 80:120] = True  # the car box and the ground around it
+    plain, stats = perception_loss(model, batch, cfg)
+    assert "lovasz_loss" not in stats
+    with_lov, stats = perception_loss(model, batch, dataclasses.replace(cfg, lovasz_weight=0.5))
+    logits = model(batch["images"], batch["intrinsics"], batch["sensor2ego"])["logits"].float()
+    mask = batch["mask_camera"]
+    expected = lovasz_softmax(logits.permute(0, 2, 3, 4, 1)[mask].softmax(-1), batch["semantics"][mask])
+    assert stats["lovasz_loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert float(with_lov - plain) == pytest.approx(0.5 * float(expected), rel=1e-4)
+    batch["mask_camera"][:, :50] = True  # more voxels scored: the term changes
+    _, more = perception_loss(model, batch, dataclasses.replace(cfg, lovasz_weight=0.5))
+    assert more["lovasz_loss"] != pytest.approx(stats["lovasz_loss"])
 
 
 def test_seg_loss_reads_the_class_at_each_feature_pixel_centre():

@@ -25,7 +25,9 @@ class PerceptionConfig:
     - temporal fusion: ``history`` past frames' BEV features warped into the current ego frame
       and concatenated (BEVDet4D); 0 disables it.
     - loss: cross-entropy over camera-visible voxels (``mask_camera``, as BEVDetOcc trains on
-      Occ3D), class-balanced when ``class_balance``, plus ``depth_weight`` x depth cross-entropy.
+      Occ3D), class-balanced when ``class_balance``, plus ``depth_weight`` x depth cross-entropy,
+      plus ``lovasz_weight`` x the Lovász-softmax loss over the same voxels (a surrogate of 1 - IoU
+      per class, which weighs a pedestrian as much as the road; OccWorld, SurroundOcc).
     - class prior: when ``class_prior``, the head predicts a residual over the per-voxel class
       log-frequencies of the training split (Laplace ``prior_smoothing``; occ4d.models.perception.prior),
       a buffer computed when training starts and saved with the weights; the head's last layer
@@ -60,6 +62,7 @@ class PerceptionConfig:
     history: int = 0
     depth_weight: float = 0.5
     class_balance: bool = True
+    lovasz_weight: float = 0.0
     use_camera_mask: bool = True
     class_prior: bool = False
     prior_smoothing: float = 1.0
@@ -84,8 +87,9 @@ class PerceptionConfig:
             raise ValueError("history >= 0, at least one BEV stage, free_class a valid class")
         if not 0 < self.resize_range[0] <= self.resize_range[1] or not 0 <= self.crop_jitter <= 1:
             raise ValueError("resize_range must be positive and ordered, crop_jitter in [0, 1]")
-        if self.seg_weight < 0 or self.flow_weight < 0:
-            raise ValueError(f"seg_weight, flow_weight must be >= 0: {self.seg_weight}, {self.flow_weight}")
+        if self.seg_weight < 0 or self.flow_weight < 0 or self.lovasz_weight < 0:
+            raise ValueError(f"seg_weight, flow_weight, lovasz_weight must be >= 0: {self.seg_weight}, "
+                             f"{self.flow_weight}, {self.lovasz_weight}")
         if self.lift_semantics and self.seg_weight <= 0:
             raise ValueError("lift_semantics lifts the image-semantics head: it needs seg_weight > 0")
         if self.prior_smoothing <= 0:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from occ4d.core.grid import OCC3D
+from occ4d.models.losses import lovasz_softmax
 from occ4d.models.perception.backbone import FPN, ResNet
 from occ4d.models.perception.bev import BEVEncoder, ChannelToHeight, TemporalFusion, warp_bev
 from occ4d.models.perception.config import PerceptionConfig
@@ -143,7 +144,8 @@ def balanced_weights(labels: Tensor, num_classes: int) -> Tensor:
 
 def perception_loss(model: nn.Module, batch: dict, config: PerceptionConfig
                     ) -> tuple[Tensor, dict[str, float]]:
-    """Occupancy cross-entropy (camera-visible voxels) + depth cross-entropy; (loss, stats)."""
+    """Occupancy cross-entropy (camera-visible voxels), optionally + Lovász-softmax over the same
+    voxels, + depth cross-entropy, image semantics and flow terms; (loss, stats)."""
     out = model(batch["images"], batch["intrinsics"], batch["sensor2ego"], batch.get("past2current"))
     logits = out["logits"].float()  # (B, K, X, Y, Z)
     gt = batch["semantics"].long()  # (B, X, Y, Z)
@@ -157,6 +159,10 @@ def perception_loss(model: nn.Module, batch: dict, config: PerceptionConfig
     occ = F.cross_entropy(picked, target, weight=weight) if len(target) else logits.sum() * 0.0
     stats = {"occ_loss": float(occ.detach())}
     loss = occ
+    if config.lovasz_weight > 0 and len(target):
+        lov = lovasz_softmax(picked.softmax(-1), target)
+        loss = loss + config.lovasz_weight * lov
+        stats["lovasz_loss"] = float(lov.detach())
     if config.depth_weight > 0 and "depth" in batch:
         depth = batch["depth"]
         stride = batch["images"].shape[-1] // out["depth_logits"].shape[-1]

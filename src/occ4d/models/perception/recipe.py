@@ -4,7 +4,8 @@ Presets (plain data): ``tiny`` trains on the synthetic world's cameras on CPU (3
 batch 1) and predicts a residual over the per-voxel class prior of the training split, which
 :func:`fit` counts when a run starts (occ4d.models.perception.prior), learns from the rendered
 image semantics, lifts their class probabilities into the BEV and predicts occupancy flow;
-``tiny-4d`` adds one ego-warped past frame at the same training time; ``r50`` is BEVDetOcc / FlashOcc's ResNet-50 design at 704 x 256 for GPUs
+``tiny-4d`` adds one ego-warped past frame at the same training time; ``r50`` is BEVDetOcc /
+FlashOcc's ResNet-50 design at 704 x 256 for GPUs
 (200 x 200 BEV, 88 depth bins of 0.5 m from 1 m); ``r50-4d`` adds one past frame (BEVDet4D) and
 ``r50-4d-flow`` the flow head and image-semantics loss.
 Evaluation scores the validation split with the Occ3D devkit mIoU under the camera mask
