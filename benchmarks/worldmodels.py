@@ -80,6 +80,18 @@ RUNS = {
         ["worldmodel", "--preset", "tiny-forecaster-fused", "--model.tokenizer", "{runs}/tiny-vae"],
         1000,
     ),
+    # E2EOcc's idea: the same forecaster with the tokenizer's encoder and decoder trained jointly,
+    # starting from the same tokenizer run; compared with "forecaster" at equal training time
+    # (set both budgets with --samples, from the rates the training cost table measures).
+    "forecaster-e2e": (
+        ["worldmodel", "--preset", "tiny-forecaster-e2e", "--model.tokenizer", "{runs}/tiny-vae"],
+        3000,
+    ),
+    # ... and with only a copy of the encoder trained jointly, distilled towards the frozen one.
+    "forecaster-e2e-distill": (
+        ["worldmodel", "--preset", "tiny-forecaster-e2e-distill", "--model.tokenizer", "{runs}/tiny-vae"],
+        3000,
+    ),
     "generator": (["worldmodel", "--preset", "tiny-generator", "--model.tokenizer", "{runs}/tiny-vae"], 3000),
     # The generator conditioned on the geometry: windows made in their middle ego frame and moved
     # along the prompt (models/world/scene_frame.py).
@@ -101,15 +113,16 @@ print("BENCH", time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF
 """
 
 
-def train(work: Path, name: str, scale: float, wm_scale: float) -> dict:
-    """Train one run unless it exists; return its wall time, samples/s and peak RSS."""
+def train(work: Path, name: str, scale: float, wm_scale: float, samples: int = 0) -> dict:
+    """Train one run unless it exists; return its wall time, samples/s and peak RSS. ``samples``
+    > 0 replaces the preset budget times the scale."""
     runs = work / "runs"
     out = runs / name
     stats_file = out / "bench.json"
     if stats_file.exists():
         return json.loads(stats_file.read_text())
     args, budget = RUNS[name]
-    samples = max(8, int(budget * (wm_scale if args[0] == "worldmodel" else scale)))
+    samples = samples or max(8, int(budget * (wm_scale if args[0] == "worldmodel" else scale)))
     cmd = [
         sys.executable,
         "-c",
@@ -319,6 +332,51 @@ def unseen_table(work: Path, windows: int, runs: list[str]) -> list[tuple[str, d
     return [(name, m.compute()) for name, m in metrics.items()]
 
 
+def e2e_table(work: Path, windows: int, have: set[str]) -> list[tuple[str, dict]]:
+    """Two-stage against end-to-end training (E2EOcc's table): the frozen-tokenizer forecaster
+    (``forecaster``) and the jointly trained one (``forecaster-e2e``), both started from the same
+    ``tiny-vae`` run, and the one that trains only a copy of the encoder, distilled towards the
+    frozen one (``forecaster-e2e-distill``). Per row: the reconstruction through the encoder the
+    run reads its context with and its decoder (the ground-truth future encoded and decoded,
+    scored as a forecast; the e2e runs' encoders are the ones they trained),
+    the forecast at 1 s / 2 s / 3 s, and the training cost from the runs' own records; fused-warp,
+    the best hand-written model, on the same windows."""
+    from occ4d.data.dataset import ClipDataset
+    from occ4d.data.index import load_index
+    from occ4d.metrics.forecast import ForecastMetric
+    from occ4d.models.world.forecasting import load_forecaster, run_forecast
+
+    ds = ClipDataset(load_index(work / "synth", "val"), past=4, future=6, stride=1, with_masks=False)
+    n = min(windows, len(ds))
+    rows = []
+    for name, run in [
+        ("fused-warp (hand-written)", "fused-warp"),
+        ("two-stage: tokenizer frozen", "forecaster"),
+        ("end-to-end: tokenizer trained with the forecaster", "forecaster-e2e"),
+        ("end-to-end: encoder copy trained with the forecaster, distilled", "forecaster-e2e-distill"),
+    ]:
+        ckpt = run if run == "fused-warp" else str(work / "runs" / run)
+        if run != "fused-warp" and run not in have:
+            continue
+        model, past, future, _ = load_forecaster(ckpt)
+        with torch.no_grad():
+            r = run_forecast(model, ds, past=past, future=future, steps=20, max_windows=n, progress=False)
+        if run != "fused-warp":
+            recon = ForecastMetric(steps=future)
+            with torch.no_grad():
+                for i in range(n):
+                    fut = ds[i]["semantics"][None, past:]
+                    recon.update(model.codec.decode(model.encode_past(fut), future), fut)
+            rc = recon.compute()
+            r["recon_mIoU"], r["recon_IoU"] = rc["mIoU_avg"], rc["IoU_avg"]
+            bench = work / "runs" / run / "bench.json"
+            if bench.exists():
+                r["train"] = json.loads(bench.read_text())
+        rows.append((name, r))
+        print(f"[e2e] {name}: mIoU avg {r['mIoU_avg']:.2f}", flush=True)
+    return rows
+
+
 def real_features(work: Path, extractor, frames: int) -> torch.Tensor:
     from occ4d.data.dataset import ClipDataset
     from occ4d.data.index import load_index
@@ -502,7 +560,7 @@ def main() -> None:
     ap.add_argument(
         "--only",
         default="",
-        help="comma-separated subset of the tables: forecast,headroom,unseen,sampling,control",
+        help="comma-separated subset of the tables: forecast,headroom,unseen,sampling,control,e2e",
     )
     ap.add_argument(
         "--runs",
@@ -519,6 +577,12 @@ def main() -> None:
     ap.add_argument(
         "--unseen-runs", default="", help="comma-separated forecaster runs for the unseen-area table"
     )
+    ap.add_argument(
+        "--samples",
+        default="",
+        help="comma-separated run=samples budgets replacing the presets' (e.g. equal training time "
+        "for forecaster and forecaster-e2e)",
+    )
     ap.add_argument("--train-only", action="store_true", help="train the selected runs and stop")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -529,8 +593,9 @@ def main() -> None:
 
         generate(work / "synth", scenes=24, frames=40, seed=0, progress=False)
     results: dict = {"scale": args.scale, "wm_scale": args.wm_scale}
+    budgets = {k: int(v) for k, v in (x.split("=") for x in args.samples.split(",") if x)}
     for name in filter(None, args.runs.split(",")):
-        train(work, name, args.scale, args.wm_scale)
+        train(work, name, args.scale, args.wm_scale, budgets.get(name, 0))
     if args.train_only:
         return
     results["train"] = {
@@ -551,6 +616,8 @@ def main() -> None:
         results["headroom"] = headroom_table(work, args.windows)
     if "unseen" in only:
         results["unseen"] = unseen_table(work, args.windows, [r for r in args.unseen_runs.split(",") if r])
+    if "e2e" in only and "forecaster" in have:
+        results["e2e"] = e2e_table(work, args.windows, have)
     if "control" in only:
         results["control"] = control_table(work, max(2, min(args.clips, 8) // 2), 12, have)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -618,6 +685,17 @@ def print_tables(results: dict) -> None:
             f"\nFloor (two halves of real val frames): {extra['real vs real (floor)']['fd']:.4g}; "
             f"features {extra['extractor']['name']}."
         )
+    if "e2e" in results:
+        print("\n## End-to-end against two-stage training (same tokenizer run to start from)\n")
+        print("| model | recon mIoU | recon IoU | mIoU 1s | 2s | 3s | avg | IoU avg | samples | train min |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, r in results["e2e"]:
+            m = [r[f"mIoU@{h}"] for h in ("1s", "2s", "3s")] + [r["mIoU_avg"], r["IoU_avg"]]
+            rec = [f"{r[k]:.2f}" if k in r else "-" for k in ("recon_mIoU", "recon_IoU")]
+            t = r.get("train", {})
+            cost = [str(t["samples"]), f"{t['seconds'] / 60:.1f}"] if t else ["-", "-"]
+            print(f"| {name} | " + " | ".join(rec + [f"{v:.2f}" for v in m] + cost) + " |")
+        print(f"\n{results['e2e'][0][1]['windows']} windows, GT trajectory, DDIM 20 steps.")
     if "control" in results:
         print("\n## Controllability (registered ego motion vs the prompt, per 0.5 s step)\n")
         print("| model | prompt | with the prompt: trans (m) | yaw (deg) | control: trans (m) | yaw (deg) |")

@@ -190,6 +190,38 @@ def test_forecaster_modes(data, mode):
         OccForecaster(ForecasterConfig(dit=tiny_dit(10), mode="e2e"), codec_for(occ, trainable=False))
 
 
+def test_forecaster_e2e_distill_trains_a_copy_of_the_encoder(data):
+    """``e2e-distill``: the context comes from a trained copy of the encoder (no decoder), the
+    tokenizer stays frozen, the distillation term joins the loss, and the untrained copy encodes
+    exactly as the frozen encoder does."""
+    occ, traj = data
+    codec = codec_for(occ)
+    before = {k: v.clone() for k, v in codec.tokenizer.state_dict().items()}
+    fc = OccForecaster(ForecasterConfig(dit=tiny_dit(10), mode="e2e-distill", distill_weight=2.0), codec)
+    assert not hasattr(fc.past_encoder, "decoder") and hasattr(codec.tokenizer, "decoder")
+    fc.eval()
+    assert torch.equal(fc.encode_past(occ[:, :4]), codec.encode(occ[:, :4])[0])
+    student = {k: v.clone() for k, v in fc.past_encoder.state_dict().items()}
+    fc.train()
+    keys = [[f"{b}-{t}" for t in range(10)] for b in range(2)]
+    _, stats = fc.loss(occ, traj, torch.Generator().manual_seed(0), keys)
+    assert "distill" in stats and stats["distill"] >= 0
+    losses = train_steps(fc, lambda g: fc.loss(occ, traj, g, keys))
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(before[k], v) for k, v in codec.tokenizer.state_dict().items())
+    moved = [k for k, v in fc.past_encoder.state_dict().items() if not torch.equal(student[k], v)]
+    assert any(k.startswith("encoder.") for k in moved)
+    fc.eval()
+    a = fc.forecast(occ[:, :4], traj, generator=torch.Generator().manual_seed(1), steps=3)
+    with torch.no_grad():
+        for p in fc.past_encoder.encoder.parameters():
+            p.add_(torch.randn_like(p))
+    b = fc.forecast(occ[:, :4], traj, generator=torch.Generator().manual_seed(1), steps=3)
+    assert a.shape == (2, 6, *GRID) and not torch.equal(a, b)  # the trained copy gives the context
+    with pytest.raises(ValueError, match="distill_weight"):
+        ForecasterConfig(dit=tiny_dit(10), mode="e2e-distill", distill_weight=-1.0)
+
+
 def test_autoregressive_trains_and_rolls_out(data):
     occ, traj = data
     ar = OccAutoregressive(

@@ -6,12 +6,20 @@ trajectory of all frames relative to the current one (DOME conditions on the fut
 classifier-free dropout lets the same model run without them). The loss covers the future
 frames only.
 
-Two training modes (``mode``):
+Three training modes (``mode``):
 - ``"frozen"``: the tokenizer is fixed (OccWorld / DOME: two-stage training);
 - ``"e2e"``: the encoder and decoder train jointly with the DiT (E2EOcc's idea). The past-frame
   context keeps its gradient, so the encoder learns what the forecaster needs, while the
   tokenizer's reconstruction loss (``recon_weight``) keeps the latent decodable. The future
   latents are detached targets, otherwise the encoder could shrink them to make denoising trivial.
+  Every step encodes and decodes the whole clip at full resolution: on a CPU this costs about
+  100 times a frozen step, whose latents are cached;
+- ``"e2e-distill"``: a copy of the tokenizer's encoder (``past_encoder``) trains jointly with the
+  DiT and encodes the past frames, the context; the tokenizer itself stays frozen and gives the
+  future latents (cached) and the decoder. ``distill_weight`` x the mean squared distance between
+  the trained encoder's normalised latents and the frozen encoder's keeps the context in the
+  latent space the decoder and the diffusion targets live in, so no step decodes anything. It
+  starts as the frozen forecaster exactly (the copy equals the encoder).
 
 An optional full-resolution ego-warp skip (``refiner``, :mod:`occ4d.models.world.refiner`)
 turns the latent forecast into the final one: it starts from the ego-warp baseline and corrects
@@ -24,6 +32,7 @@ model does not depend on the refiner, so its loss is unchanged.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -45,12 +54,16 @@ class ForecasterConfig:
     future: int = 6
     mode: str = "frozen"
     recon_weight: float = 1.0
+    distill_weight: float = 1.0
     refiner: RefinerConfig | None = None
     refine_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("frozen", "e2e"):
-            raise ValueError(f"mode must be 'frozen' or 'e2e', got {self.mode!r}")
+        if self.mode not in ("frozen", "e2e", "e2e-distill"):
+            raise ValueError(f"mode must be 'frozen', 'e2e' or 'e2e-distill', got {self.mode!r}")
+        if self.recon_weight < 0 or self.distill_weight < 0:
+            raise ValueError(f"recon_weight and distill_weight must be >= 0: {self.recon_weight}, "
+                             f"{self.distill_weight}")
         if not self.dit.context:
             raise ValueError("the forecaster's DiT needs context=True (the past frames are context)")
         if self.dit.traj_frames != self.past + self.future:
@@ -91,6 +104,18 @@ class OccForecaster(LatentDiffusion):
         if config.refiner is not None and tuple(config.refiner.grid.shape) != grid:
             raise ValueError(f"the refiner's grid {config.refiner.grid.shape} is not the tokenizer's {grid}")
         self.refiner = WarpRefiner(config.refiner) if config.refiner is not None else None
+        self.past_encoder = None
+        if config.mode == "e2e-distill":
+            student = copy.deepcopy(codec.tokenizer)
+            del student.decoder  # only encode() is used; the frozen tokenizer decodes
+            self.past_encoder = student.requires_grad_(True)
+
+    def encode_past(self, occ: torch.Tensor) -> torch.Tensor:
+        """Normalised latents (B, C, t, h, w) of past frames, through the encoder the forecaster
+        reads its context with (the trained copy in ``e2e-distill`` mode)."""
+        if self.past_encoder is None:
+            return self.codec.encode(occ)[0]
+        return self.codec.normalise(self.past_encoder.encode(occ).latent)
 
     def _context(self, z_past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Context (B, C, T, h, w) with the past latents in place and its 0/1 mask (B, 1, T, h, w)."""
@@ -106,6 +131,13 @@ class OccForecaster(LatentDiffusion):
         reconstruction cross-entropy plus bottleneck loss join the loss (``recon_ce``)."""
         if occ.shape[1] != self.config.frames:
             raise ValueError(f"expected {self.config.frames} frames, got {occ.shape[1]}")
+        if self.config.mode == "e2e-distill":
+            z, _ = self.codec.encode(occ, keys)  # the frozen tokenizer (cached latents)
+            past = self.config.past
+            z_past = self.encode_past(occ[:, :past])
+            distill = F.mse_loss(z_past.float(), z[:, :, : self.past_lat].float())
+            z = torch.cat([z_past, z[:, :, self.past_lat :]], dim=2)
+            return z, {"distill": Term(self.config.distill_weight, distill, distill)}
         if self.config.mode != "e2e":
             return super()._encode(occ, keys)
         q = self.codec.tokenizer.encode(occ)
@@ -204,7 +236,7 @@ class OccForecaster(LatentDiffusion):
             )
         if self.refiner is not None and not cfg.refiner.latent:
             return self._refine(past_occ, traj, None)
-        z_past, _ = self.codec.encode(past_occ)
+        z_past = self.encode_past(past_occ)
         ctx, mask = self._context(z_past)
         den = self._denoiser(traj.float(), ctx, mask)
         shape = (past_occ.shape[0], cfg.dit.latent_channels, *cfg.dit.latent_size)

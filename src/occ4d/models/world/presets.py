@@ -52,8 +52,10 @@ class WorldModelConfig:
     prefix_prob: float = 0.5  # generator: share of clips trained as continuations
     scene_centric: bool = False  # generator: windows made in their middle frame, moved along the prompt
     share_static: bool = True  # scene-centric generator: one static scene per window (its middle frame's)
-    mode: Literal["frozen", "e2e"] = "frozen"  # forecaster: tokenizer frozen or trained jointly
+    # forecaster: tokenizer frozen, trained jointly, or its encoder trained jointly with distillation
+    mode: Literal["frozen", "e2e", "e2e-distill"] = "frozen"
     recon_weight: float = 1.0
+    distill_weight: float = 1.0
     # forecaster: the full-resolution ego-warp skip (models/world/refiner.py)
     refine: bool = False
     refine_latent: bool = True  # the refiner reads the latent forecast's decoded classes
@@ -133,6 +135,13 @@ PRESETS: dict[str, Preset] = {
         DataConfig(frames=10, stride=1, batch_size=2),
         _TINY_OPTIM,
         note="as tiny-forecaster, encoder and decoder trained jointly (E2EOcc's idea)",
+    ),
+    "tiny-forecaster-e2e-distill": Preset(
+        _tiny("forecaster", past=4, future=6, mode="e2e-distill"),
+        DataConfig(frames=10, stride=1, batch_size=4),
+        _TINY_OPTIM,
+        note="as tiny-forecaster, with a copy of the encoder trained jointly on the past frames and "
+        "distilled towards the frozen one (no decoding per step)",
     ),
     "tiny-forecaster-warp": Preset(
         _tiny("forecaster", past=4, future=6, refine=True),
@@ -338,6 +347,7 @@ def build(cfg: WorldModelConfig) -> nn.Module:
             future=cfg.future,
             mode=cfg.mode,
             recon_weight=cfg.recon_weight,
+            distill_weight=cfg.distill_weight,
             refiner=refiner,
             refine_weight=cfg.refine_weight,
         ),
