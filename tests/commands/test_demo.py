@@ -84,6 +84,19 @@ def test_the_forecaster_is_compared_with_the_best_baseline_plainly():
     assert "not ahead of fused-warp" in behind and "4.75 avg mIoU behind" in behind and "0.15 x" in behind
     ahead = versus_best_baseline({"mIoU_avg": 56.5}, base, 1.0)
     assert ahead.startswith("the trained forecaster is 1.50 avg mIoU ahead of fused-warp")
+    assert "entering the grid" not in ahead  # no regions scored: one line
+
+    def scored(whole, unseen):
+        regions = {"seen": {"mIoU_avg": 0.0}, "unseen": {"mIoU_avg": unseen}}
+        return {"mIoU_avg": whole, "regions": regions}
+
+    base = {"ego-warp": scored(50.0, 0.0), "motion-extrude": scored(54.0, 12.0),
+            "fused-warp": scored(55.0, 11.0)}
+    both = versus_best_baseline(scored(54.0, 12.5), base, 0.5).splitlines()
+    assert both[0].startswith("at 0.5 x its budget the trained forecaster is not ahead of fused-warp")
+    assert "1.00 avg mIoU behind" in both[0]
+    assert both[1].startswith("the trained forecaster is 0.50 avg mIoU ahead of motion-extrude, the best "
+                              "hand-written baseline in the area entering the grid")
 
 
 def test_reconstruction_note_names_frames_and_budget(tmp_path):

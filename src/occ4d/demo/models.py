@@ -81,7 +81,8 @@ def train_models(world: Path, runs: Path, budget: float, threads: int = 0,
             print("  " + reconstruction_note(done[preset], shares[share]))
             base = block_mode_scores(world, factor=4)
             print("  hand-written 16x codec (each 4x4 block keeps its most frequent class per height) "
-                  f"on the same {int(base['frames'])} frame(s): {base['mIoU']:.2f} mIoU / {base['IoU']:.2f} IoU")
+                  f"on the same {int(base['frames'])} frame(s): {base['mIoU']:.2f} mIoU / "
+                  f"{base['IoU']:.2f} IoU")
     return done
 
 
@@ -112,7 +113,8 @@ def forecast_row(run: Path, windows, *, past: int, future: int, steps: int):
     if (p, f) != (past, future):
         raise SystemExit(f"{run}: trained for {p} + {f} frames, the demo scores {past} + {future}")
     with torch.no_grad():
-        return model, run_forecast(model, windows, past=p, future=f, traj="gt", steps=steps, progress=True)
+        return model, run_forecast(model, windows, past=p, future=f, traj="gt", steps=steps, progress=True,
+                                   regions=True)
 
 
 def generate_clips(run: Path, out: Path, *, frames: int, steps: int,
