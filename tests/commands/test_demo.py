@@ -35,12 +35,17 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "validation frame(s) after" in note and "indicative only" in note and "fewer than 20" in note
     assert "hand-written 16x codec" in text and "on the same 10 frame(s)" in text  # the bar beside it
     # baselines and the trained forecaster: protocol tables of real numbers in range
+    # (whole grid, then the seen area and the area entering the grid apart)
     rows = [line.split() for line in text.splitlines() if line.startswith(("mIoU", "IoU"))]
-    vals = np.array([[float(v) for v in r[1:]] for r in rows])
-    assert vals.shape == (12, 4) and np.all((vals >= 0) & (vals <= 100))  # 5 baselines + the model
+    labels = [" ".join(r[:-4]) for r in rows]
+    vals = np.array([[float(v) for v in r[-4:]] for r in rows])
+    assert vals.shape == (36, 4) and np.all((vals >= 0) & (vals <= 100))  # 5 baselines + the model
+    assert labels[:6] == ["mIoU", "IoU", "mIoU seen", "IoU seen", "mIoU unseen", "IoU unseen"]
+    assert labels == labels[:6] * 6
     assert "diffusion forecaster (tiny-forecaster-warp at 0.003 x budget): 1 windows" in text
     # and it says plainly whether it beats the best hand-written baseline
     assert "the best hand-written baseline" in text
+    assert "hand-written baseline in the area entering the grid" in text
     # one generated clip per prompt, with the control error moved along the prompt and not
     table = text[text.index("control: not moved along the prompt"):].splitlines()[1:5]
     control = [line.split() for line in table]
