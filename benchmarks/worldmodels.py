@@ -388,6 +388,26 @@ def real_features(work: Path, extractor, frames: int) -> torch.Tensor:
     return frame_features(extractor, occ)
 
 
+def scene_split_floor(work: Path, extractor, frames: int) -> float:
+    """Fréchet distance between the real validation frames of two disjoint halves of the scenes
+    (up to ``frames`` keyframes each, spread over each half): a floor that, unlike two interleaved
+    halves of the same scenes, does not pair neighbouring keyframes of one drive."""
+    from occ4d.data.index import group_by_scene, load_frame, load_index
+    from occ4d.metrics.generation import frechet_distance
+    from occ4d.models.features import frame_features
+
+    scenes = list(group_by_scene(load_index(work / "synth", "val")).values())
+    if len(scenes) < 2:
+        raise SystemExit(f"{work / 'synth'}: the scene-split floor needs at least two validation scenes")
+    halves = []
+    for part in (scenes[0::2], scenes[1::2]):
+        records = [r for scene in part for r in scene]
+        idx = np.linspace(0, len(records) - 1, min(frames, len(records))).round().astype(int)
+        occ = torch.stack([torch.from_numpy(load_frame(records[int(i)]).semantics) for i in idx])
+        halves.append(frame_features(extractor, occ).numpy())
+    return frechet_distance(*halves)
+
+
 SAMPLERS = (
     ("ddpm", 1000), ("ddim", 10), ("ddim", 20), ("ddim", 50), ("dpm++", 10), ("dpm++", 20), ("dpm++", 50)
 )
@@ -448,6 +468,7 @@ def sampling_table(
         print(f"[sampling] {run} {sampler} {steps}: {sec:.1f} s/clip, FD {fd:.4g}", flush=True)
     half = real_features(work, extractor, 400)
     rows.append(("real vs real (floor)", {"fd": frechet_distance(half[0::2].numpy(), half[1::2].numpy())}))
+    rows.append(("real vs real, scenes split", {"fd": scene_split_floor(work, extractor, 200)}))
     rows.append(("extractor", {"name": extractor_name(extractor)}))
     return rows
 
@@ -680,10 +701,12 @@ def print_tables(results: dict) -> None:
                 print(f"| {s} | {n} | " + " | ".join(cells) + f" | {r['recall']:.2f} |")
         frames = results[key][0][1]["frames"]
         print(f"\n{frames} generated frames per sampler.")
-        extra = dict(results[key][-2:])
+        extra = dict(results[key][-3:])
+        split = extra.get("real vs real, scenes split", {}).get("fd", float("nan"))
+        floor = extra["real vs real (floor)"]["fd"]
         print(
-            f"\nFloor (two halves of real val frames): {extra['real vs real (floor)']['fd']:.4g}; "
-            f"features {extra['extractor']['name']}."
+            f"\nFloor (two interleaved halves of real val frames): {floor:.4g}; real frames of two "
+            f"halves of the val scenes: {split:.4g}; features {extra['extractor']['name']}."
         )
     if "e2e" in results:
         print("\n## End-to-end against two-stage training (same tokenizer run to start from)\n")
