@@ -60,21 +60,22 @@ def forecast_baselines(windows, log: Callable[[str], None]) -> tuple[dict, dict]
 
 def versus_best_baseline(result: dict, baselines: dict, budget: float) -> str:
     """Plain lines: the trained forecaster's average mIoU against the best baseline's, over the
-    whole grid and, when the results carry ``regions``, in the area entering the grid (what no
+    whole grid and, when every result carries ``regions``, in the area entering the grid (what no
     history frame saw, where a learned model has to guess and no warp can)."""
+    views = {"": (result, baselines)}
+    if all("regions" in r for r in (result, *baselines.values())):
+        unseen = {n: r["regions"]["unseen"] for n, r in baselines.items()}
+        views[" in the area entering the grid"] = (result["regions"]["unseen"], unseen)
     lines = []
-    views = (("", lambda r: r), (" in the area entering the grid", lambda r: r["regions"]["unseen"]))
-    for label, pick in views:
-        if label and not ("regions" in result and all("regions" in b for b in baselines.values())):
-            continue
-        best = max(baselines, key=lambda n: pick(baselines[n])["mIoU_avg"])
-        gap = pick(result)["mIoU_avg"] - pick(baselines[best])["mIoU_avg"]
+    for where, (mine, theirs) in views.items():
+        best = max(theirs, key=lambda n: theirs[n]["mIoU_avg"])
+        gap = mine["mIoU_avg"] - theirs[best]["mIoU_avg"]
         if gap > 0:
             lines.append(f"the trained forecaster is {gap:.2f} avg mIoU ahead of {best}, the best "
-                         f"hand-written baseline{label}, on these windows")
+                         f"hand-written baseline{where}, on these windows")
         else:
             lines.append(f"at {budget:g} x its budget the trained forecaster is not ahead of {best}, the "
-                         f"best hand-written baseline{label}: {-gap:.2f} avg mIoU behind it on these windows")
+                         f"best hand-written baseline{where}: {-gap:.2f} avg mIoU behind it on these windows")
     return "\n".join(lines) + " (README, World models, has the full-budget figures)"
 
 

@@ -12,8 +12,9 @@ Three training modes (``mode``):
   context keeps its gradient, so the encoder learns what the forecaster needs, while the
   tokenizer's reconstruction loss (``recon_weight``) keeps the latent decodable. The future
   latents are detached targets, otherwise the encoder could shrink them to make denoising trivial.
-  Every step encodes and decodes the whole clip at full resolution: on a CPU this costs about
-  100 times a frozen step, whose latents are cached;
+  Every step encodes and decodes the whole clip at full resolution: on the 2-core CPU the
+  tiny preset trained at 0.12 samples/s against 7.04 for a frozen step, whose latents are
+  cached (``benchmarks/worldmodels.py``, README);
 - ``"e2e-distill"``: a copy of the tokenizer's encoder (``past_encoder``) trains jointly with the
   DiT and encodes the past frames, the context; the tokenizer itself stays frozen and gives the
   future latents (cached) and the decoder. ``distill_weight`` x the mean squared distance between
@@ -133,8 +134,7 @@ class OccForecaster(LatentDiffusion):
             raise ValueError(f"expected {self.config.frames} frames, got {occ.shape[1]}")
         if self.config.mode == "e2e-distill":
             z, _ = self.codec.encode(occ, keys)  # the frozen tokenizer (cached latents)
-            past = self.config.past
-            z_past = self.encode_past(occ[:, :past])
+            z_past = self.encode_past(occ[:, : self.config.past])
             distill = F.mse_loss(z_past.float(), z[:, :, : self.past_lat].float())
             z = torch.cat([z_past, z[:, :, self.past_lat :]], dim=2)
             return z, {"distill": Term(self.config.distill_weight, distill, distill)}
