@@ -81,6 +81,7 @@ def precision(args) -> None:
 
     from occ4d.models.tokenizers import OccTokenizer, tokenizer_loss
     from occ4d.models.tokenizers.recipe import PRESETS
+    from occ4d.train.loop import build_optimizer
 
     dev = torch.device(args.device)
     print(f"training step seconds on {dev} ({torch.get_num_threads()} threads), median of {args.repeats}")
@@ -101,7 +102,7 @@ def precision(args) -> None:
             if mode == "channels_last":
                 fmt = torch.channels_last if cfg.backbone == "2d" else torch.channels_last_3d
                 model = model.to(memory_format=fmt)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            opt = build_optimizer(model, replace(preset.optim, lr=1e-4))
             steps = []
             for i in range(args.repeats + 2):
                 t0 = time.perf_counter()
@@ -125,6 +126,7 @@ def measure(name: str, device: str, timed: bool = True) -> dict:
 
     from occ4d.models.tokenizers import OccTokenizer, tokenizer_loss
     from occ4d.models.tokenizers.recipe import PRESETS
+    from occ4d.train.loop import build_optimizer
 
     dev = torch.device(device)
     preset = PRESETS[name]
@@ -134,7 +136,7 @@ def measure(name: str, device: str, timed: bool = True) -> dict:
     torch.manual_seed(0)
     model = OccTokenizer(cfg).to(dev)
     params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = build_optimizer(model, replace(preset.optim, lr=1e-4))
     occ = torch.randint(0, cfg.num_classes, (preset.data.batch_size, timed_frames, *cfg.grid), device=dev)
     poses = _still_poses(occ) if cfg.align_poses else None
     use_bf16 = dev.type == "cuda"

@@ -388,3 +388,31 @@ def test_folded_frames_make_one_latent_frame_per_group():
     poses = torch.eye(4, dtype=torch.float64).repeat(2, 4, 1, 1)
     loss, _ = tokenizer_loss(OccTokenizer(aligned), occ, aligned, poses)
     assert torch.isfinite(loss)
+
+
+def test_logit_adjustment_shifts_only_the_evaluated_logits_by_the_enet_log_weights():
+    from occ4d.models.tokenizers.tokenizer import enet_log_weights
+
+    cfg = narrow(TokenizerConfig(backbone="2d", grid=(16, 16, 16), channel_mult=(1, 2), spatial_down=1,
+                                 mid_attention=False, num_res_blocks=1, bottleneck="kl"))
+    torch.manual_seed(0)
+    plain = OccTokenizer(cfg)
+    adjusted = OccTokenizer(replace(cfg, logit_adjust=0.25))
+    adjusted.load_state_dict({**plain.state_dict(), "class_log_weight": torch.zeros(18)})
+    freq = torch.full((18,), 0.001)
+    freq[int(Occ3D.FREE)] = 0.9
+    adjusted.set_class_frequencies(freq * 7.0)  # counts are normalised
+    w = enet_log_weights(freq / freq.sum()).float()
+    torch.testing.assert_close(adjusted.class_log_weight, w)
+    occ = torch.randint(0, 18, (1, 1, 16, 16, 16))
+    plain.eval(), adjusted.eval()
+    latent = plain.encode(occ).latent
+    torch.testing.assert_close(adjusted.decode(latent), plain.decode(latent) - 0.25 * w)
+    plain.train(), adjusted.train()
+    torch.testing.assert_close(adjusted.decode(latent), plain.decode(latent))  # the loss sees raw logits
+    with pytest.raises(ValueError, match="logit_adjust"):
+        plain.set_class_frequencies(freq)
+    with pytest.raises(ValueError, match="frequencies"):
+        adjusted.set_class_frequencies(torch.tensor([1.0, float("nan")]))
+    with pytest.raises(ValueError, match="logit_adjust"):
+        replace(cfg, logit_adjust=1.5)

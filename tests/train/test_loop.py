@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,3 +89,31 @@ def test_resume_refuses_a_different_model(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="already holds checkpoints"):
         train(get_spec("tokenizer"), cfg)  # a fresh run never mixes with an old one
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["codebook_size"] == 32
+
+
+def test_optimizer_is_fused_adamw_with_the_configured_hyperparameters():
+    from occ4d.train.loop import build_optimizer
+
+    optim = replace(tiny_config(Path("/nonexistent"), Path("/nonexistent")).optim,
+                    lr=3e-3, weight_decay=0.05, beta1=0.8, beta2=0.95)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Linear(5, 3))
+    model[0].requires_grad_(False)  # a frozen part keeps its place in the optimiser's state
+    reference = [p.detach().clone() for p in model.parameters()]
+    opt = build_optimizer(model, optim)
+    group = opt.param_groups[0]
+    assert group["fused"] and len(group["params"]) == 4
+    assert (group["lr"], group["weight_decay"], group["betas"]) == (3e-3, 0.05, (0.8, 0.95))
+    plain_params = [torch.nn.Parameter(p.clone()) for p in reference]
+    plain = torch.optim.AdamW(plain_params, lr=3e-3, weight_decay=0.05, betas=(0.8, 0.95))
+    x = torch.randn(7, 6)
+    for _ in range(3):
+        model(x).square().sum().backward()
+        h = x @ plain_params[0].T + plain_params[1]
+        (h @ plain_params[2].T + plain_params[3]).square().sum().backward()
+        plain_params[0].grad = plain_params[1].grad = None
+        opt.step(), plain.step()
+        opt.zero_grad(), plain.zero_grad()
+    for p, q in zip(model.parameters(), plain_params, strict=True):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(model[0].weight, reference[0]) and not torch.equal(model[1].weight, reference[2])

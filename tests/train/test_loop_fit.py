@@ -38,3 +38,27 @@ def test_fit_runs_once_on_a_fresh_run_and_is_kept_on_resume(tiny_dataset, tmp_pa
     assert calls == [str(run)]  # resumed: the buffer comes from the checkpoint, not a second fit
     tensors, state = load_checkpoint(run)
     assert state["step"] == 4 and tensors["ema"]["fitted"].tolist() == [n] * 3
+
+
+def test_tokenizer_logit_adjustment_counts_the_training_frames_and_reaches_the_checkpoint(tiny_dataset,
+                                                                                           tmp_path):
+    import numpy as np
+
+    from occ4d.data.index import load_frame, load_index
+    from occ4d.models.tokenizers.tokenizer import enet_log_weights
+    from occ4d.train.registry import load_model
+
+    run = tmp_path / "run"
+    cfg = tiny_config(tiny_dataset, run, max_steps=2)
+    cfg = replace(cfg, model=replace(cfg.model, class_balanced=True, logit_adjust=0.5))
+    train(get_spec("tokenizer"), cfg)
+    counts = np.zeros(18)
+    for r in load_index(tiny_dataset, "train"):
+        counts += np.bincount(np.asarray(load_frame(r).semantics).reshape(-1), minlength=18)[:18]
+    expected = enet_log_weights(torch.from_numpy(counts / counts.sum())).float()
+    tensors, _ = load_checkpoint(run)
+    torch.testing.assert_close(tensors["ema"]["class_log_weight"], expected)
+    model, _, _ = load_model(run, ema=True)
+    torch.testing.assert_close(model.class_log_weight, expected)
+    # the most frequent class (free space) carries the smallest weight, so it gains the most
+    assert int(model.class_log_weight.argmin()) == int(counts.argmax())

@@ -56,6 +56,11 @@ class TokenizerConfig:
     lovasz_voxels: int = 131_072  # Lovász on a uniform sample of this many voxels (its sort dominates)
     lovasz_skip: float = 0.0  # leave out of Lovász's sort the voxels right to within this (losses.py)
     quant_weight: float = 1.0
+    # post-hoc logit adjustment: at evaluation the decoder's logits get ``- logit_adjust * log w_c``
+    # with w_c the ENet weight of the training split's class frequency (counted at a fresh run's
+    # start, kept in the checkpoint). Class-balanced CE trains the logits towards w_c * p(c); the
+    # adjustment takes part of that tilt back, so rare classes are not painted over free space.
+    logit_adjust: float = 0.0
     # 4D only: resample every frame into the clip's middle ego frame before encoding and warp the
     # decoded logits back (models/tokenizers/align.py), so the tokens need not carry ego motion
     align_poses: bool = False
@@ -90,12 +95,16 @@ class TokenizerConfig:
                              f"that is a multiple of the spatial stride {self.spatial_stride}")
         if not 0.0 <= self.lovasz_skip < 1.0:
             raise ValueError(f"lovasz_skip is an error level in [0, 1), got {self.lovasz_skip}")
+        if not 0.0 <= self.logit_adjust <= 1.0:
+            raise ValueError(f"logit_adjust is a share of the ENet log-weights in [0, 1], "
+                             f"got {self.logit_adjust}")
         if not 0.0 <= self.crop_focus <= 1.0:
             raise ValueError(f"crop_focus is a probability in [0, 1], got {self.crop_focus}")
         if self.crop_focus_by not in ("voxel", "class"):
             raise ValueError(f"crop_focus_by must be 'voxel' or 'class', got {self.crop_focus_by!r}")
         if self.fold_frames < 0 or (self.fold_frames and self.backbone != "2d"):
-            raise ValueError(f"fold_frames ({self.fold_frames}) must be >= 0, and > 0 only with backbone='2d'")
+            raise ValueError(f"fold_frames ({self.fold_frames}) must be >= 0, "
+                             "and > 0 only with backbone='2d'")
         if self.align_poses and self.backbone != "3d" and not self.fold_frames:
             raise ValueError("align_poses resamples a clip's frames into one frame: it needs backbone='3d' "
                              "or fold_frames > 0")

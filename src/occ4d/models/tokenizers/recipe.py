@@ -172,6 +172,27 @@ def dataset(cfg: TrainConfig, split: str) -> Dataset:
                        stride=cfg.data.frames if val else cfg.data.stride, with_masks=val, cache=not val)
 
 
+def fit(model: nn.Module, data: Dataset, cfg: TrainConfig) -> None:
+    """At a fresh run's start: the class frequencies of the training split's frames (each frame
+    once), for the evaluation-time logit adjustment, when the config asks for it."""
+    import numpy as np
+
+    from occ4d.data.index import load_frame, load_index
+    from occ4d.train import distributed as dist
+
+    mcfg: TokenizerConfig = cfg.model
+    if not mcfg.logit_adjust:
+        return
+    records = load_index(cfg.data.root, cfg.data.train_split)
+    counts = np.zeros(mcfg.num_classes, np.int64)
+    for r in records:
+        labels = np.asarray(load_frame(r).semantics).reshape(-1)
+        counts += np.bincount(labels[labels < mcfg.num_classes], minlength=mcfg.num_classes)
+    net: OccTokenizer = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
+    net.set_class_frequencies(torch.from_numpy(counts))
+    dist.print0(f"logit adjustment: class frequencies of {len(records)} training frames")
+
+
 def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
     poses = batch["poses"] if cfg.model.align_poses else None
     return tokenizer_loss(model, batch["semantics"], cfg.model, poses)
@@ -277,4 +298,4 @@ def eval_command(ckpt: Path, data: Path, split: str | None = None, device: str =
 
 
 SPEC = ModelSpec(name="tokenizer", config_type=TokenizerConfig, presets=PRESETS, build=build,
-                 dataset=dataset, loss=loss, evaluate=evaluate, collate=collate_clips)
+                 dataset=dataset, loss=loss, evaluate=evaluate, collate=collate_clips, fit=fit)

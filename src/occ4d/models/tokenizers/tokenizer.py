@@ -68,6 +68,19 @@ class OccTokenizer(nn.Module):
         self.encoder = ConvEncoder(in_channels=folded, factors=cfg.factors,
                                    z_channels=self.quantizer.in_channels, **common)
         self.decoder = ConvDecoder(out_channels=folded, z_channels=cfg.latent_dim, **common)
+        if cfg.logit_adjust:  # log ENet weights of the training split (set_class_frequencies)
+            self.register_buffer("class_log_weight", torch.zeros(cfg.num_classes))
+
+    def set_class_frequencies(self, freq: torch.Tensor) -> None:
+        """Store the training split's class frequencies (C,) as the log ENet weights the
+        evaluation-time logit adjustment subtracts (``config.logit_adjust``)."""
+        if not self.config.logit_adjust:
+            raise ValueError("this tokenizer has no logit adjustment (logit_adjust = 0)")
+        freq = torch.as_tensor(freq, dtype=torch.float64).reshape(-1)
+        if freq.numel() != self.config.num_classes or not torch.isfinite(freq).all() or (freq < 0).any():
+            raise ValueError(f"expected {self.config.num_classes} finite non-negative class frequencies")
+        freq = freq / freq.sum().clamp_min(1e-12)
+        self.class_log_weight.copy_(enet_log_weights(freq).to(self.class_log_weight))
 
     # -- shapes ---------------------------------------------------------------------------------
     def _size(self, frames: int, xy: tuple[int, int] | None = None) -> tuple[int, ...]:
@@ -163,6 +176,8 @@ class OccTokenizer(nn.Module):
             h = self.decoder(latent, sizes, full)
             h = rearrange(h, "b (z e) t x y -> b t x y z e", e=self.config.expansion)
         logits = h @ self.class_embed.weight.t()  # (B, T, X, Y, Z, classes)
+        if cfg.logit_adjust and not self.training:  # training sees the raw logits the loss shaped
+            logits = logits - cfg.logit_adjust * self.class_log_weight.to(logits.dtype)
         if cfg.align_poses and poses is not None:
             logits = unalign_logits(logits, poses, OCC3D_VOCAB.free, self.grid)
         return logits
@@ -216,6 +231,11 @@ def config_grid(cfg: TokenizerConfig) -> GridSpec:
     return GridSpec("tokenizer", shape, OCC3D.voxel_size, OCC3D.range_min)
 
 
+def enet_log_weights(freq: torch.Tensor) -> torch.Tensor:
+    """log of ENet's class weight 1 / ln(1.02 + f_c) for class frequencies ``freq`` (sum 1)."""
+    return -torch.log(torch.log(1.02 + freq))
+
+
 def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """ENet-style weights 1 / ln(1.02 + f_c) from the class frequencies f_c of this batch.
 
@@ -225,7 +245,7 @@ def balanced_class_weights(target: torch.Tensor, num_classes: int) -> torch.Tens
     target = target.reshape(-1)
     freq = torch.bincount(target[target < num_classes], minlength=num_classes).float()
     freq = freq / freq.sum().clamp_min(1)
-    w = 1.0 / torch.log(1.02 + freq)
+    w = enet_log_weights(freq).exp()
     return w / w.mean()
 
 
