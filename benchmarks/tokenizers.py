@@ -41,7 +41,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-TINY = ("tiny-vqvae", "tiny-rvq", "tiny-vae", "tiny-vqvae4d", "tiny-512x")
+TINY = ("tiny-vqvae", "tiny-rvq", "tiny-vae", "tiny-vqvae4d", "tiny-512x", "tiny-512x-kl")
 
 
 def flops_per_clip(name: str) -> float:

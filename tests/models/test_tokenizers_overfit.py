@@ -45,7 +45,7 @@ def clip(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
 # preset: optimiser steps on the fixed frame (2D presets) or clip (4D presets). The OccSora-design
 # tiny-vqvae4d (plain cross-entropy) is not here: after 300 steps on the clip it stands at 64.55
 # mIoU with the bus and the pedestrian at 0 IoU, the rare-class blindness its loss has.
-STEPS = {"tiny-vqvae": 300, "tiny-rvq": 300, "tiny-vae": 400, "tiny-512x": 200}
+STEPS = {"tiny-vqvae": 300, "tiny-rvq": 300, "tiny-vae": 400, "tiny-512x": 200, "tiny-512x-kl": 200}
 # The patch-8 tiny-vae at its preset's lr of 4e-3 overshoots on one full-batch frame (62.71 mIoU
 # after 300 steps, stray voxels of absent classes); at 1e-3 it reaches 100.0 in 400.
 LR = {"tiny-vae": 1e-3}
