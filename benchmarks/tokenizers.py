@@ -15,7 +15,8 @@ paper-size presets (0.2-3.5 TFLOP per clip forward) are only sized, not timed, u
 ``--time-paper`` is given; then 4D ones are timed on 8-frame clips (cost is linear in T).
 
 ``precision`` times one training step of each preset in fp32, under bf16 autocast and with
-channels_last weights and activations (the CPU levers of issue 14), median of five steps.
+channels_last weights and activations (the CPU levers of issue 14), and with AdamW's
+per-parameter loop instead of its fused kernel, median of five steps.
 
 ``ablate`` trains the preset once per lever of :data:`LEVERS` at the same sample budget (one
 ``occ4d train tokenizer`` each, in a subprocess, one thread; a finished run is reused) and prints
@@ -76,7 +77,8 @@ def _still_poses(occ):
 
 def precision(args) -> None:
     """Training-step time of each preset in fp32, bf16 autocast and channels_last on this device,
-    median of ``--repeats`` steps after two warm-up steps, one process, the preset's batch."""
+    and in fp32 with AdamW's per-parameter loop instead of the fused kernel the training loop
+    uses; median of ``--repeats`` steps after two warm-up steps, one process, the preset's batch."""
     import torch
 
     from occ4d.models.tokenizers import OccTokenizer, tokenizer_loss
@@ -85,7 +87,8 @@ def precision(args) -> None:
 
     dev = torch.device(args.device)
     print(f"training step seconds on {dev} ({torch.get_num_threads()} threads), median of {args.repeats}")
-    head = f"{'preset':<13}{'fp32':>8}{'bf16':>8}{'chan-last':>10}{'bf16 speed-up':>15}{'cl speed-up':>13}"
+    head = (f"{'preset':<13}{'fp32':>8}{'bf16':>8}{'chan-last':>10}{'bf16 speed-up':>15}{'cl speed-up':>13}"
+            f"{'unfused AdamW':>15}{'fused speed-up':>16}")
     print(head)
     print("-" * len(head))
     for name in args.presets:
@@ -96,13 +99,15 @@ def precision(args) -> None:
         occ = torch.randint(0, cfg.num_classes, shape, device=dev)
         poses = _still_poses(occ) if cfg.align_poses else None
         times = {}
-        for mode in ("fp32", "bf16", "channels_last"):
+        for mode in ("fp32", "bf16", "channels_last", "unfused"):
             torch.manual_seed(0)
             model = OccTokenizer(cfg).to(dev)
             if mode == "channels_last":
                 fmt = torch.channels_last if cfg.backbone == "2d" else torch.channels_last_3d
                 model = model.to(memory_format=fmt)
             opt = build_optimizer(model, replace(preset.optim, lr=1e-4))
+            if mode == "unfused":  # the loop over parameters AdamW runs without its fused kernel
+                opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False, fused=False)
             steps = []
             for i in range(args.repeats + 2):
                 t0 = time.perf_counter()
@@ -117,7 +122,8 @@ def precision(args) -> None:
                     steps.append(time.perf_counter() - t0)
             times[mode] = sorted(steps)[len(steps) // 2]
         print(f"{name:<13}{times['fp32']:>8.3f}{times['bf16']:>8.3f}{times['channels_last']:>10.3f}"
-              f"{times['fp32'] / times['bf16']:>14.2f}x{times['fp32'] / times['channels_last']:>12.2f}x")
+              f"{times['fp32'] / times['bf16']:>14.2f}x{times['fp32'] / times['channels_last']:>12.2f}x"
+              f"{times['unfused']:>15.3f}{times['unfused'] / times['fp32']:>15.2f}x")
 
 
 def measure(name: str, device: str, timed: bool = True) -> dict:
