@@ -31,9 +31,8 @@ def main() -> None:
     import torch
 
     from occ4d.data.dataset import collate_clips
-    from occ4d.data.index import load_frame, load_index
     from occ4d.metrics.semantic import Occ3DMIoU
-    from occ4d.models.tokenizers.recipe import dataset
+    from occ4d.models.tokenizers.recipe import dataset, split_class_counts
     from occ4d.models.tokenizers.tokenizer import enet_log_weights
     from occ4d.train.registry import load_model
 
@@ -42,11 +41,8 @@ def main() -> None:
     if cfg.model_name != "tokenizer":
         raise SystemExit(f"{args.run}: a {cfg.model_name} run, not a tokenizer")
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(args.data)))
-    counts = np.zeros(cfg.model.num_classes)
-    for r in load_index(args.data, cfg.data.train_split):
-        labels = np.asarray(load_frame(r).semantics).reshape(-1)
-        counts += np.bincount(labels[labels < len(counts)], minlength=len(counts))
-    log_w = enet_log_weights(torch.from_numpy(counts / counts.sum())).float()
+    counts = split_class_counts(args.data, cfg.data.train_split, cfg.model.num_classes).double()
+    log_w = enet_log_weights(counts / counts.sum()).float()
     if cfg.model.logit_adjust:  # score the raw logits: undo the run's own adjustment
         log_w_run, share_run = model.class_log_weight.clone(), cfg.model.logit_adjust
     else:

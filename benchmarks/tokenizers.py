@@ -105,9 +105,10 @@ def precision(args) -> None:
             if mode == "channels_last":
                 fmt = torch.channels_last if cfg.backbone == "2d" else torch.channels_last_3d
                 model = model.to(memory_format=fmt)
-            opt = build_optimizer(model, replace(preset.optim, lr=1e-4))
             if mode == "unfused":  # the loop over parameters AdamW runs without its fused kernel
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False, fused=False)
+            else:
+                opt = build_optimizer(model, replace(preset.optim, lr=1e-4))
             steps = []
             for i in range(args.repeats + 2):
                 t0 = time.perf_counter()

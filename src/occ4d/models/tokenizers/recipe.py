@@ -188,25 +188,31 @@ def dataset(cfg: TrainConfig, split: str) -> Dataset:
                        stride=cfg.data.frames if val else cfg.data.stride, with_masks=val, cache=not val)
 
 
-def fit(model: nn.Module, data: Dataset, cfg: TrainConfig) -> None:
-    """At a fresh run's start: the class frequencies of the training split's frames (each frame
-    once), for the evaluation-time logit adjustment, when the config asks for it."""
+def split_class_counts(root: str | Path, split: str, num_classes: int) -> torch.Tensor:
+    """(num_classes,) voxel counts of each class over the frames of ``split`` under ``root``
+    (each frame once; labels outside the vocabulary are not counted)."""
     import numpy as np
 
     from occ4d.data.index import load_frame, load_index
+
+    counts = np.zeros(num_classes, np.int64)
+    for r in load_index(root, split):
+        labels = np.asarray(load_frame(r).semantics).reshape(-1)
+        counts += np.bincount(labels[labels < num_classes], minlength=num_classes)
+    return torch.from_numpy(counts)
+
+
+def fit(model: nn.Module, data: Dataset, cfg: TrainConfig) -> None:
+    """At a fresh run's start: the class frequencies of the training split's frames (each frame
+    once), for the evaluation-time logit adjustment, when the config asks for it."""
     from occ4d.train import distributed as dist
 
     mcfg: TokenizerConfig = cfg.model
     if not mcfg.logit_adjust:
         return
-    records = load_index(cfg.data.root, cfg.data.train_split)
-    counts = np.zeros(mcfg.num_classes, np.int64)
-    for r in records:
-        labels = np.asarray(load_frame(r).semantics).reshape(-1)
-        counts += np.bincount(labels[labels < mcfg.num_classes], minlength=mcfg.num_classes)
     net: OccTokenizer = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
-    net.set_class_frequencies(torch.from_numpy(counts))
-    dist.print0(f"logit adjustment: class frequencies of {len(records)} training frames")
+    net.set_class_frequencies(split_class_counts(cfg.data.root, cfg.data.train_split, mcfg.num_classes))
+    dist.print0("logit adjustment: class frequencies of the training frames")
 
 
 def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
