@@ -411,9 +411,45 @@ def test_logit_adjustment_shifts_only_the_evaluated_logits_by_the_enet_log_weigh
     torch.testing.assert_close(adjusted.decode(latent), plain.decode(latent) - 0.25 * w)
     plain.train(), adjusted.train()
     torch.testing.assert_close(adjusted.decode(latent), plain.decode(latent))  # the loss sees raw logits
-    with pytest.raises(ValueError, match="logit_adjust"):
+    with pytest.raises(ValueError, match="split class frequencies"):
         plain.set_class_frequencies(freq)
     with pytest.raises(ValueError, match="frequencies"):
         adjusted.set_class_frequencies(torch.tensor([1.0, float("nan")]))
     with pytest.raises(ValueError, match="logit_adjust"):
         replace(cfg, logit_adjust=1.5)
+
+
+def test_split_balanced_loss_weighs_classes_by_the_training_split_not_the_batch():
+    import torch.nn.functional as F
+
+    from occ4d.models.tokenizers.tokenizer import enet_log_weights
+
+    cfg = narrow(TokenizerConfig(backbone="2d", grid=(16, 16, 16), channel_mult=(1, 2), spatial_down=1,
+                                 mid_attention=False, num_res_blocks=1, bottleneck="kl", kl_weight=0.0,
+                                 class_balanced=True, balance_from="split"))
+    torch.manual_seed(0)
+    model = OccTokenizer(cfg)
+    freq = torch.full((18,), 0.002)
+    freq[int(Occ3D.FREE)] = 0.8
+    model.set_class_frequencies(freq)
+    occ = torch.full((1, 1, 16, 16, 16), int(Occ3D.FREE), dtype=torch.uint8)
+    occ[..., :4, :4, :2] = 4  # a car fills 2% of this batch, far above its split share
+    model.eval()  # the latent's mean, so both passes below see the same logits
+    loss, stats = tokenizer_loss(model, occ, cfg)
+    w = enet_log_weights(freq / freq.sum()).exp().float()
+    logits = model(occ).logits.reshape(-1, 18).float()
+    expected = F.cross_entropy(logits, occ.long().reshape(-1), weight=w / w.mean())
+    assert stats["ce"] == pytest.approx(float(expected), rel=1e-5)
+    batch = F.cross_entropy(logits, occ.long().reshape(-1), weight=balanced_weights_of(occ))
+    assert abs(stats["ce"] - float(batch)) > 1e-3  # not the per-batch weighting
+    with pytest.raises(ValueError, match="class_balanced"):
+        replace(cfg, class_balanced=False)
+    with pytest.raises(ValueError, match="balance_from"):
+        replace(cfg, balance_from="scene")
+    plain = OccTokenizer(replace(cfg, balance_from="batch"))
+    with pytest.raises(ValueError, match="split class frequencies"):
+        plain.set_class_frequencies(freq)
+
+
+def balanced_weights_of(occ: torch.Tensor) -> torch.Tensor:
+    return balanced_class_weights(occ.long(), 18)

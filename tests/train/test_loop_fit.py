@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 from _train_tiny import tiny_config
 
@@ -40,8 +41,9 @@ def test_fit_runs_once_on_a_fresh_run_and_is_kept_on_resume(tiny_dataset, tmp_pa
     assert state["step"] == 4 and tensors["ema"]["fitted"].tolist() == [n] * 3
 
 
-def test_tokenizer_logit_adjustment_counts_the_training_frames_and_reaches_the_checkpoint(tiny_dataset,
-                                                                                           tmp_path):
+@pytest.mark.parametrize("uses", [dict(logit_adjust=0.5), dict(balance_from="split")])
+def test_tokenizer_split_frequencies_count_the_training_frames_and_reach_the_checkpoint(tiny_dataset, tmp_path,
+                                                                                        uses):
     import numpy as np
 
     from occ4d.data.index import load_frame, load_index
@@ -50,7 +52,7 @@ def test_tokenizer_logit_adjustment_counts_the_training_frames_and_reaches_the_c
 
     run = tmp_path / "run"
     cfg = tiny_config(tiny_dataset, run, max_steps=2)
-    cfg = replace(cfg, model=replace(cfg.model, class_balanced=True, logit_adjust=0.5))
+    cfg = replace(cfg, model=replace(cfg.model, class_balanced=True, **uses))
     train(get_spec("tokenizer"), cfg)
     counts = np.zeros(18)
     for r in load_index(tiny_dataset, "train"):

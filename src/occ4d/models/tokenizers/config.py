@@ -52,6 +52,10 @@ class TokenizerConfig:
     kl_logvar_offset: float = 0.0  # added to the encoder's log-variance (quantizers.GaussianBottleneck)
     # loss
     class_balanced: bool = False
+    # where the balanced weights' class frequencies come from: each batch ("batch"), or the whole
+    # training split, counted at a fresh run's start and kept in the checkpoint ("split"), so a
+    # crop centred on a bus does not lower the bus's weight
+    balance_from: Literal["batch", "split"] = "batch"
     lovasz_weight: float = 0.0  # weight of the Lovász-softmax term beside cross-entropy (OccWorld, DOME)
     lovasz_voxels: int = 131_072  # Lovász on a uniform sample of this many voxels (its sort dominates)
     lovasz_skip: float = 0.0  # leave out of Lovász's sort the voxels right to within this (losses.py)
@@ -98,6 +102,10 @@ class TokenizerConfig:
         if not 0.0 <= self.logit_adjust <= 1.0:
             raise ValueError(f"logit_adjust is a share of the ENet log-weights in [0, 1], "
                              f"got {self.logit_adjust}")
+        if self.balance_from not in ("batch", "split"):
+            raise ValueError(f"balance_from must be 'batch' or 'split', got {self.balance_from!r}")
+        if self.balance_from == "split" and not self.class_balanced:
+            raise ValueError("balance_from='split' needs class_balanced=True")
         if not 0.0 <= self.crop_focus <= 1.0:
             raise ValueError(f"crop_focus is a probability in [0, 1], got {self.crop_focus}")
         if self.crop_focus_by not in ("voxel", "class"):

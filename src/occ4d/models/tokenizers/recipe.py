@@ -208,11 +208,11 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig) -> None:
     from occ4d.train import distributed as dist
 
     mcfg: TokenizerConfig = cfg.model
-    if not mcfg.logit_adjust:
+    if not (mcfg.logit_adjust or mcfg.balance_from == "split"):
         return
     net: OccTokenizer = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
     net.set_class_frequencies(split_class_counts(cfg.data.root, cfg.data.train_split, mcfg.num_classes))
-    dist.print0("logit adjustment: class frequencies of the training frames")
+    dist.print0("class frequencies of the training frames (logit adjustment / balanced loss)")
 
 
 def loss(model: nn.Module, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:

@@ -68,14 +68,23 @@ class OccTokenizer(nn.Module):
         self.encoder = ConvEncoder(in_channels=folded, factors=cfg.factors,
                                    z_channels=self.quantizer.in_channels, **common)
         self.decoder = ConvDecoder(out_channels=folded, z_channels=cfg.latent_dim, **common)
-        if cfg.logit_adjust:  # log ENet weights of the training split (set_class_frequencies)
+        if self.uses_split_frequencies:  # log ENet weights of the training split (set_class_frequencies)
             self.register_buffer("class_log_weight", torch.zeros(cfg.num_classes))
 
+    @property
+    def uses_split_frequencies(self) -> bool:
+        """Whether the training split's class frequencies shape this model: the evaluation-time
+        logit adjustment subtracts their log ENet weights, and ``balance_from="split"`` trains
+        with those weights."""
+        return bool(self.config.logit_adjust) or self.config.balance_from == "split"
+
     def set_class_frequencies(self, freq: torch.Tensor) -> None:
-        """Store the training split's class frequencies (C,) as the log ENet weights the
-        evaluation-time logit adjustment subtracts (``config.logit_adjust``)."""
-        if not self.config.logit_adjust:
-            raise ValueError("this tokenizer has no logit adjustment (logit_adjust = 0)")
+        """Store the training split's class frequencies (C,) as log ENet weights: the ones the
+        evaluation-time logit adjustment subtracts (``config.logit_adjust``) and the class-balanced
+        loss uses with ``config.balance_from == "split"``."""
+        if not self.uses_split_frequencies:
+            raise ValueError("this tokenizer uses no split class frequencies (logit_adjust = 0, "
+                             "balance_from = 'batch')")
         freq = torch.as_tensor(freq, dtype=torch.float64).reshape(-1)
         if freq.numel() != self.config.num_classes or not torch.isfinite(freq).all() or (freq < 0).any():
             raise ValueError(f"expected {self.config.num_classes} finite non-negative class frequencies")
@@ -306,7 +315,13 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig,
                           by_class=cfg.crop_focus_by == "class")
     out = model(occ)  # an aligned clip goes in as it is (IGNORE columns read as free)
     target = occ.long().reshape(-1)
-    weight = balanced_class_weights(target, cfg.num_classes) if cfg.class_balanced else None
+    weight = None
+    if cfg.class_balanced and cfg.balance_from == "split":
+        net = model.module if hasattr(model, "module") else model
+        weight = net.class_log_weight.float().exp()
+        weight = weight / weight.mean()
+    elif cfg.class_balanced:
+        weight = balanced_class_weights(target, cfg.num_classes)
     logits = out.logits.reshape(-1, cfg.num_classes).float()
     ce = F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
     loss = ce + cfg.quant_weight * out.bottleneck.loss
