@@ -42,8 +42,8 @@ def test_fit_runs_once_on_a_fresh_run_and_is_kept_on_resume(tiny_dataset, tmp_pa
 
 
 @pytest.mark.parametrize("uses", [dict(logit_adjust=0.5), dict(balance_from="split")])
-def test_tokenizer_split_frequencies_count_the_training_frames_and_reach_the_checkpoint(tiny_dataset, tmp_path,
-                                                                                        uses):
+def test_tokenizer_split_frequencies_count_the_training_frames_and_reach_the_checkpoint(
+        tiny_dataset, tmp_path, uses):
     import numpy as np
 
     from occ4d.data.index import load_frame, load_index
