@@ -453,3 +453,27 @@ def test_split_balanced_loss_weighs_classes_by_the_training_split_not_the_batch(
 
 def balanced_weights_of(occ: torch.Tensor) -> torch.Tensor:
     return balanced_class_weights(occ.long(), 18)
+
+
+def test_spread_class_embedding_is_the_same_for_every_seed_and_spreads_the_classes():
+    from occ4d.models.tokenizers.tokenizer import spread_rows
+
+    cfg = narrow(TokenizerConfig(backbone="2d", grid=(16, 16, 16), channel_mult=(1, 2), spatial_down=1,
+                                 mid_attention=False, num_res_blocks=1, embed_init="spread"))
+    torch.manual_seed(0)
+    a = OccTokenizer(cfg).class_embed.weight.detach()
+    torch.manual_seed(1)
+    b = OccTokenizer(cfg).class_embed.weight.detach()
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, spread_rows(18, cfg.expansion))
+    torch.testing.assert_close(a.norm(dim=1), torch.full((18,), cfg.expansion ** 0.5))
+
+    def max_cos(w: torch.Tensor) -> float:
+        u = torch.nn.functional.normalize(w, dim=1)
+        return float((u @ u.t()).fill_diagonal_(-1).max())
+
+    torch.manual_seed(1)
+    normal = OccTokenizer(replace(cfg, embed_init="normal")).class_embed.weight.detach()
+    assert max_cos(a) < 0.4 < max_cos(normal)  # 18 rows in 8 dims: no pair closer than ~72 degrees
+    with pytest.raises(ValueError, match="embed_init"):
+        replace(cfg, embed_init="zeros")

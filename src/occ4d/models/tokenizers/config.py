@@ -50,6 +50,9 @@ class TokenizerConfig:
     # KL-VAE
     kl_weight: float = 1e-4
     kl_logvar_offset: float = 0.0  # added to the encoder's log-variance (quantizers.GaussianBottleneck)
+    # the class embedding's initial rows: torch's N(0, 1) draw from the run seed ("normal"), or
+    # one fixed set spread over the sphere of the same radius, the same for every seed ("spread")
+    embed_init: Literal["normal", "spread"] = "normal"
     # loss
     class_balanced: bool = False
     # where the balanced weights' class frequencies come from: each batch ("batch"), or the whole
@@ -102,6 +105,8 @@ class TokenizerConfig:
         if not 0.0 <= self.logit_adjust <= 1.0:
             raise ValueError(f"logit_adjust is a share of the ENet log-weights in [0, 1], "
                              f"got {self.logit_adjust}")
+        if self.embed_init not in ("normal", "spread"):
+            raise ValueError(f"embed_init must be 'normal' or 'spread', got {self.embed_init!r}")
         if self.balance_from not in ("batch", "split"):
             raise ValueError(f"balance_from must be 'batch' or 'split', got {self.balance_from!r}")
         if self.balance_from == "split" and not self.class_balanced:

@@ -48,6 +48,10 @@ class OccTokenizer(nn.Module):
         dims = 2 if cfg.backbone == "2d" else 3
         x, y, z = cfg.grid
         self.class_embed = nn.Embedding(cfg.num_classes, cfg.expansion)
+        if cfg.embed_init == "spread":
+            rows = spread_rows(cfg.num_classes, cfg.expansion)
+            with torch.no_grad():
+                self.class_embed.weight.copy_(rows)
         if cfg.bottleneck == "vq":
             self.quantizer = VectorQuantizerEMA(dim=cfg.latent_dim, codebook_size=cfg.codebook_size,
                                                 beta=cfg.beta, decay=cfg.ema_decay,
@@ -238,6 +242,24 @@ def config_grid(cfg: TokenizerConfig) -> GridSpec:
     if shape == OCC3D.shape:
         return OCC3D
     return GridSpec("tokenizer", shape, OCC3D.voxel_size, OCC3D.range_min)
+
+
+def spread_rows(n: int, dim: int, steps: int = 500) -> torch.Tensor:
+    """(n, dim) rows of norm sqrt(dim) (a N(0, 1) row's typical norm) spread over the sphere:
+    a fixed draw pushed apart by descending the sum of exp(4 cos) over the pairs. Deterministic
+    (its own generator), so every run seed starts from the same class geometry."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, dim, generator=g, dtype=torch.float64).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.05)
+    off = ~torch.eye(n, dtype=torch.bool)
+    with torch.enable_grad():  # models may be built under no_grad
+        for _ in range(steps):
+            u = F.normalize(x, dim=1)
+            energy = torch.exp(4.0 * (u @ u.t())[off]).sum()
+            opt.zero_grad()
+            energy.backward()
+            opt.step()
+    return (F.normalize(x.detach(), dim=1) * dim ** 0.5).float()
 
 
 def enet_log_weights(freq: torch.Tensor) -> torch.Tensor:
