@@ -117,3 +117,23 @@ def test_optimizer_is_fused_adamw_with_the_configured_hyperparameters():
     for p, q in zip(model.parameters(), plain_params, strict=True):
         torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6)
     assert torch.equal(model[0].weight, reference[0]) and not torch.equal(model[1].weight, reference[2])
+
+
+def test_init_seed_sets_the_initial_weights_apart_from_the_run_seed(tiny_dataset, tmp_path):
+    tokenizer = get_spec("tokenizer")
+    initial = {}
+
+    def build(cfg):
+        model = tokenizer.build(cfg)
+        initial[len(initial)] = {k: v.clone() for k, v in model.state_dict().items()}
+        return model
+
+    spec = replace(tokenizer, build=build)
+    for i, run in enumerate([dict(seed=1, init_seed=0), dict(seed=0), dict(seed=1)]):
+        train(spec, tiny_config(tiny_dataset, tmp_path / f"run{i}", max_steps=1, **run))
+    weights = [initial[i]["encoder.conv_in.weight"] for i in range(3)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    logs = [read_log(tmp_path / f"run{i}") for i in (0, 1)]
+    assert logs[0][0]["loss"] != logs[1][0]["loss"]  # same weights, seed 1's crops and order
+    with pytest.raises(ValueError, match="init_seed"):
+        tiny_config(tiny_dataset, tmp_path / "bad", init_seed=-2)

@@ -65,6 +65,9 @@ class RunConfig:
 
     out: str = "runs/default"
     seed: int = 0
+    # the initial weights' seed when it should differ from ``seed`` (-1: ``seed``); the data order
+    # and every step's randomness follow ``seed``, so runs can vary one and hold the other
+    init_seed: int = -1
     resume: bool = False  # continue from the latest checkpoint in ``out``
     log_every: int = 64
     ckpt_every: int = 2_000
@@ -82,6 +85,8 @@ class RunConfig:
             raise ValueError(f"cadences must be positive and keep_last >= 1: {self}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.init_seed < -1:
+            raise ValueError(f"init_seed must be >= 0, or -1 for the run seed, got {self.init_seed}")
         if self.max_steps < 0 or self.threads < 0:
             raise ValueError("max_steps and threads must be >= 0")
 

@@ -1,10 +1,10 @@
 """The one training loop, read top to bottom: setup, loop, log, checkpoint, evaluate.
 
 Determinism (PROTOCOLS-independent, DESIGN "Resume is part of the design"): the weights are
-initialised from ``seed``; the data order is a function of (seed, samples seen) only; before
-every optimiser step torch's RNG is reseeded from (seed, rank, step). The optimiser, EMA and
-model tensors are checkpointed exactly (safetensors) and the schedule is a function of samples
-seen, so on CPU a run stopped at any checkpoint and resumed ends bit-identical to an unbroken
+initialised from ``seed`` (or ``init_seed``); the data order is a function of (seed, samples
+seen) only; before every optimiser step torch's RNG is reseeded from (seed, rank, step). The
+optimiser, EMA and model tensors are checkpointed exactly (safetensors) and the schedule is a
+function of samples seen, so on CPU a run stopped at any checkpoint and resumed ends bit-identical to an unbroken
 run with the same number of processes.
 """
 
@@ -111,7 +111,8 @@ def train(spec: ModelSpec, cfg: TrainConfig) -> Path:
     rank, world = dist.rank(), dist.world_size()
     run_dir = Path(cfg.run.out)
     use_bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and device.type == "cuda")
-    torch.manual_seed(cfg.run.seed)  # the same initial weights on every process
+    # the same initial weights on every process
+    torch.manual_seed(cfg.run.seed if cfg.run.init_seed < 0 else cfg.run.init_seed)
     model = spec.build(cfg.model).to(device)
     ema = EMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
     optimizer = build_optimizer(model, cfg.optim)
