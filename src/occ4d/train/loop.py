@@ -4,8 +4,8 @@ Determinism (PROTOCOLS-independent, DESIGN "Resume is part of the design"): the 
 initialised from ``seed`` (or ``init_seed``); the data order is a function of (seed, samples
 seen) only; before every optimiser step torch's RNG is reseeded from (seed, rank, step). The
 optimiser, EMA and model tensors are checkpointed exactly (safetensors) and the schedule is a
-function of samples seen, so on CPU a run stopped at any checkpoint and resumed ends bit-identical to an unbroken
-run with the same number of processes.
+function of samples seen, so on CPU a run stopped at any checkpoint and resumed ends
+bit-identical to an unbroken run with the same number of processes.
 """
 
 from __future__ import annotations
