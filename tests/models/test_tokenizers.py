@@ -429,6 +429,9 @@ def test_split_balanced_loss_weighs_classes_by_the_training_split_not_the_batch(
                                  class_balanced=True, balance_from="split"))
     torch.manual_seed(0)
     model = OccTokenizer(cfg)
+    occ0 = torch.zeros((1, 1, 16, 16, 16), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="class frequencies"):  # never fitted: no silent plain CE
+        tokenizer_loss(model, occ0, cfg)
     freq = torch.full((18,), 0.002)
     freq[int(Occ3D.FREE)] = 0.8
     model.set_class_frequencies(freq)
@@ -440,7 +443,7 @@ def test_split_balanced_loss_weighs_classes_by_the_training_split_not_the_batch(
     logits = model(occ).logits.reshape(-1, 18).float()
     expected = F.cross_entropy(logits, occ.long().reshape(-1), weight=w / w.mean())
     assert stats["ce"] == pytest.approx(float(expected), rel=1e-5)
-    batch = F.cross_entropy(logits, occ.long().reshape(-1), weight=balanced_weights_of(occ))
+    batch = F.cross_entropy(logits, occ.long().reshape(-1), weight=balanced_class_weights(occ.long(), 18))
     assert abs(stats["ce"] - float(batch)) > 1e-3  # not the per-batch weighting
     with pytest.raises(ValueError, match="class_balanced"):
         replace(cfg, class_balanced=False)
@@ -449,10 +452,6 @@ def test_split_balanced_loss_weighs_classes_by_the_training_split_not_the_batch(
     plain = OccTokenizer(replace(cfg, balance_from="batch"))
     with pytest.raises(ValueError, match="split class frequencies"):
         plain.set_class_frequencies(freq)
-
-
-def balanced_weights_of(occ: torch.Tensor) -> torch.Tensor:
-    return balanced_class_weights(occ.long(), 18)
 
 
 def test_spread_class_embedding_is_the_same_for_every_seed_and_spreads_the_classes():

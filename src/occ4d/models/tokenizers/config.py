@@ -77,6 +77,13 @@ class TokenizerConfig:
     # or "class" (first a class present in the clip, uniformly, then one of its voxels)
     crop_focus_by: Literal["voxel", "class"] = "voxel"
 
+    @property
+    def uses_split_frequencies(self) -> bool:
+        """Whether the training split's class frequencies shape the model: the evaluation-time
+        logit adjustment subtracts their log ENet weights, and ``balance_from="split"`` trains
+        with those weights (the recipe's ``fit`` counts them at a fresh run's start)."""
+        return bool(self.logit_adjust) or self.balance_from == "split"
+
     def __post_init__(self) -> None:
         levels = len(self.channel_mult)
         if self.backbone not in ("2d", "3d"):

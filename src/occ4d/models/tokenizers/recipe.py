@@ -204,11 +204,12 @@ def split_class_counts(root: str | Path, split: str, num_classes: int) -> torch.
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig) -> None:
     """At a fresh run's start: the class frequencies of the training split's frames (each frame
-    once), for the evaluation-time logit adjustment, when the config asks for it."""
+    once), for the evaluation-time logit adjustment and the split-balanced loss, when the
+    config uses either."""
     from occ4d.train import distributed as dist
 
     mcfg: TokenizerConfig = cfg.model
-    if not (mcfg.logit_adjust or mcfg.balance_from == "split"):
+    if not mcfg.uses_split_frequencies:
         return
     net: OccTokenizer = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
     net.set_class_frequencies(split_class_counts(cfg.data.root, cfg.data.train_split, mcfg.num_classes))

@@ -72,21 +72,14 @@ class OccTokenizer(nn.Module):
         self.encoder = ConvEncoder(in_channels=folded, factors=cfg.factors,
                                    z_channels=self.quantizer.in_channels, **common)
         self.decoder = ConvDecoder(out_channels=folded, z_channels=cfg.latent_dim, **common)
-        if self.uses_split_frequencies:  # log ENet weights of the training split (set_class_frequencies)
+        if cfg.uses_split_frequencies:  # log ENet weights of the training split (set_class_frequencies)
             self.register_buffer("class_log_weight", torch.zeros(cfg.num_classes))
-
-    @property
-    def uses_split_frequencies(self) -> bool:
-        """Whether the training split's class frequencies shape this model: the evaluation-time
-        logit adjustment subtracts their log ENet weights, and ``balance_from="split"`` trains
-        with those weights."""
-        return bool(self.config.logit_adjust) or self.config.balance_from == "split"
 
     def set_class_frequencies(self, freq: torch.Tensor) -> None:
         """Store the training split's class frequencies (C,) as log ENet weights: the ones the
         evaluation-time logit adjustment subtracts (``config.logit_adjust``) and the class-balanced
         loss uses with ``config.balance_from == "split"``."""
-        if not self.uses_split_frequencies:
+        if not self.config.uses_split_frequencies:
             raise ValueError("this tokenizer uses no split class frequencies (logit_adjust = 0, "
                              "balance_from = 'batch')")
         freq = torch.as_tensor(freq, dtype=torch.float64).reshape(-1)
@@ -340,6 +333,9 @@ def tokenizer_loss(model: nn.Module, occ: torch.Tensor, cfg: TokenizerConfig,
     weight = None
     if cfg.class_balanced and cfg.balance_from == "split":
         net = model.module if hasattr(model, "module") else model
+        if not net.class_log_weight.any():  # ENet log-weights are never all zero
+            raise ValueError("balance_from='split' needs the training split's class frequencies "
+                             "(set_class_frequencies; the training loop's fit hook sets them)")
         weight = net.class_log_weight.float().exp()
         weight = weight / weight.mean()
     elif cfg.class_balanced:
